@@ -1,0 +1,27 @@
+# Set-up and entry points. `make demo` and `make test` each install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: install demo test fashion-mnist
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+fashion-mnist:
+	@test -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
+
+# The main job: a short LeNet-300-100 lottery run on Fashion-MNIST, offline.
+demo: install fashion-mnist
+	$(PY) -m experiments.lenet_demo
+
+test: install
+	$(PY) -m pytest -q tests

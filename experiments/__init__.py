@@ -1,0 +1,1 @@
+"""Experiment scripts: the papers' suites built on the lth_keras library."""

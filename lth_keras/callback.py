@@ -1,0 +1,318 @@
+"""LotteryTicketCallback: iterative magnitude pruning with rewinding, inside model.fit."""
+
+import logging
+import math
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from lth_keras._keras import keras
+from lth_keras.masks import Masks, magnitude_prune
+from lth_keras.model_state import (
+    OptimizerReset,
+    WeightSnapshot,
+    get_effective_weights,
+    get_masks,
+    layer_rates,
+    pruning_groups,
+    restore_snapshot,
+    set_masks,
+    take_snapshot,
+)
+from lth_keras.tickets import Ticket, save_ticket
+from lth_keras.validation import check_non_negative_int, check_positive_int
+from lth_keras.wrapping import apply_masks_to_weights, enable_training, lottery_layers
+
+log = logging.getLogger(__name__)
+
+
+class LotteryTicketCallback(keras.callbacks.Callback):
+    """Finds a lottery ticket by iterative magnitude pruning during `model.fit`.
+
+    Training is cut into rounds of `epochs_per_round` epochs (or `steps_per_round`
+    steps). At the end of each round the callback records the round, and before the
+    next one starts it prunes each layer's surviving weights by magnitude of the
+    trained weights (at the rates `prune_for_lottery` gave), rewinds every weight to
+    θ₀ (captured when training starts) or θ_k (after `rewind_step` steps of round 0),
+    resets the optimizer's slots and sets its step counter to `rewind_step`. If `fit`
+    ends at a round boundary the model keeps its trained weights; the next `fit` with
+    the same callback prunes first.
+
+    Args:
+      epochs_per_round: epochs per round; give this or `steps_per_round`.
+      steps_per_round: optimizer steps per round, instead of epochs.
+      rewind_step: 0 rewinds to θ₀; k > 0 rewinds to θ_k (late rewinding). Must be a
+        multiple of the model's `steps_per_execution` and within round 0.
+      one_shot: prune once, after round 0, straight to each layer's rate, and stop
+        after the ticket's round (round 1).
+      eval_every_steps: evaluate `validation_data` every this many steps to find the
+        early-stop step (the paper uses 100); default: per epoch, from Keras's
+        `val_loss`.
+      validation_data: (x, y) or a dataset, needed for `eval_every_steps`; without it
+        the round's validation metrics come from `fit(validation_data=...)`.
+      test_data: (x, y) or a dataset evaluated at the end of each round and at each
+        new early-stop candidate, as 'test_*' metrics.
+      eval_batch_size: batch size for evaluating (x, y) arrays.
+      verbose: 1 prints a line per finished round, 0 is silent.
+
+    Example:
+      >>> ticket = lth_keras.LotteryTicketCallback(epochs_per_round=5)
+      >>> model.fit(x, y, epochs=5 * 10, validation_data=(xv, yv), callbacks=[ticket])
+      >>> ticket.rounds[-1]["weights_remaining"]
+    """
+
+    def __init__(
+        self,
+        epochs_per_round: Optional[int] = None,
+        steps_per_round: Optional[int] = None,
+        rewind_step: int = 0,
+        one_shot: bool = False,
+        eval_every_steps: Optional[int] = None,
+        validation_data=None,
+        test_data=None,
+        eval_batch_size: int = 1000,
+        verbose: int = 1,
+    ):
+        super().__init__()
+        if (epochs_per_round is None) == (steps_per_round is None):
+            raise ValueError(
+                "give exactly one of `epochs_per_round` and `steps_per_round`, got "
+                f"epochs_per_round={epochs_per_round!r}, steps_per_round={steps_per_round!r}"
+            )
+        self.epochs_per_round = check_positive_int(epochs_per_round, "epochs_per_round", allow_none=True)
+        self.steps_per_round = check_positive_int(steps_per_round, "steps_per_round", allow_none=True)
+        self.rewind_step = check_non_negative_int(rewind_step, "rewind_step")
+        if self.steps_per_round is not None and self.rewind_step >= self.steps_per_round:
+            raise ValueError(
+                f"`rewind_step`={rewind_step} is beyond the first round ({steps_per_round} steps)"
+            )
+        if not isinstance(one_shot, bool):
+            raise TypeError(f"`one_shot` must be True or False, got {one_shot!r}")
+        self.one_shot = one_shot
+        self.eval_every_steps = check_positive_int(eval_every_steps, "eval_every_steps", allow_none=True)
+        if self.eval_every_steps is not None and validation_data is None:
+            raise ValueError("`eval_every_steps` needs `validation_data` to evaluate on")
+        self.validation_data = validation_data
+        self.test_data = test_data
+        self.eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
+        self.verbose = verbose
+
+        self.rounds: List[Dict[str, Any]] = []
+        self.theta_0: Optional[WeightSnapshot] = None
+        self.theta_k: Optional[WeightSnapshot] = None
+        self._optimizer_reset: Optional[OptimizerReset] = None
+        self._round = 0
+        self._pending_prune = False
+        self._round_steps = 0
+        self._round_epochs = 0
+        self._epoch_start_steps = 0
+        self._round_start_iteration = 0
+        self._best = None  # (val_loss, step, val_metrics) of the current round
+
+    # --- what the round logic rewinds to -------------------------------------------
+
+    @property
+    def rewind_weights(self) -> Optional[WeightSnapshot]:
+        """θ_k when `rewind_step` > 0, else θ₀."""
+        return self.theta_k if self.rewind_step else self.theta_0
+
+    @property
+    def masks(self) -> Masks:
+        return get_masks(self.model)
+
+    # --- Keras hooks ---------------------------------------------------------------
+
+    def _implements_train_batch_hooks(self):
+        # Keras skips per-batch calls when no callback needs them; we need them only
+        # for step-based rounds, step-based evaluation or capturing θ_k.
+        return (
+            self.steps_per_round is not None
+            or self.eval_every_steps is not None
+            or (self.rewind_step > 0 and self.theta_k is None)
+        )
+
+    def on_train_begin(self, logs=None):
+        lottery_layers(self.model)  # refuses a model that was not prepared
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError("compile the model before training it with LotteryTicketCallback")
+        self._check_steps_per_execution()
+        if self.one_shot and len(self.rounds) >= 2:
+            raise ValueError("this one-shot ticket has finished both its rounds; nothing is left to train")
+        if self.theta_0 is None:
+            self._capture_theta_0(optimizer)
+        if self._pending_prune:
+            self._start_next_round()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending_prune:
+            self._start_next_round()
+        self._epoch_start_steps = self._round_steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._pending_prune:
+            self._start_next_round()
+            self._epoch_start_steps = -batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._round_steps = self._epoch_start_steps + batch + 1
+        if self._round == 0 and self.rewind_step and self.theta_k is None:
+            if self._round_steps >= self.rewind_step:
+                self.theta_k = take_snapshot(self.model)
+        if self.eval_every_steps and self._round_steps % self.eval_every_steps == 0:
+            self._track(self._round_steps, self._evaluate())
+        if self.steps_per_round and self._round_steps == self.steps_per_round:
+            self._finish_round(logs or {})
+            self._epoch_start_steps = -(batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.steps_per_round is None:
+            self._round_steps = int(self.model.optimizer.iterations.numpy()) - self._round_start_iteration
+            self._round_epochs += 1
+            if self.eval_every_steps is None:
+                val = {k: v for k, v in logs.items() if k.startswith("val_")}
+                if not val and self.validation_data is not None:
+                    val = self._evaluate()
+                self._track(self._round_steps, val)
+            if self._round_epochs == self.epochs_per_round:
+                self._finish_round(logs)
+
+    def on_train_end(self, logs=None):
+        apply_masks_to_weights(self.model)
+
+    # --- round logic ---------------------------------------------------------------
+
+    def _check_steps_per_execution(self):
+        steps_per_execution = int(self.model._steps_per_execution.numpy())
+        for name in ("rewind_step", "steps_per_round", "eval_every_steps"):
+            value = getattr(self, name)
+            if value and value % steps_per_execution:
+                raise ValueError(
+                    f"`{name}`={value} is not a multiple of the model's steps_per_execution "
+                    f"({steps_per_execution}): Keras only calls callbacks between executions"
+                )
+        if self.epochs_per_round and self.rewind_step and self.params.get("steps"):
+            round_steps = self.epochs_per_round * self.params["steps"]
+            if self.rewind_step >= round_steps:
+                raise ValueError(
+                    f"`rewind_step`={self.rewind_step} is beyond the first round "
+                    f"({self.epochs_per_round} epochs of {self.params['steps']} steps = {round_steps})"
+                )
+
+    def _capture_theta_0(self, optimizer):
+        iterations = int(optimizer.iterations.numpy())
+        if iterations != 0:
+            raise ValueError(
+                f"the optimizer has already taken {iterations} steps: LotteryTicketCallback must "
+                "see training from the initial weights θ₀; compile with a fresh optimizer"
+            )
+        enable_training(self.model)
+        self.theta_0 = take_snapshot(self.model)
+        self._optimizer_reset = OptimizerReset(
+            optimizer, self.model.trainable_variables, self.model.distribute_strategy
+        )
+        self._round_start_iteration = 0
+
+    def _evaluate(self, data=None, prefix: str = "val_") -> Dict[str, float]:
+        """Metrics on `data` (default the validation data) named prefix + metric.
+
+        Keras's evaluate resets the model's metrics; their running training values are
+        put back afterwards so the epoch's training metrics stay right.
+        """
+        state = [(v, v.numpy()) for m in self.model.metrics for v in m.variables]
+        data = self.validation_data if data is None else data
+        if isinstance(data, (tuple, list)):
+            results = self.model.evaluate(
+                *data, batch_size=self.eval_batch_size, verbose=0, return_dict=True
+            )
+        else:
+            results = self.model.evaluate(data, verbose=0, return_dict=True)
+        for variable, value in state:
+            variable.assign(value)
+        return {f"{prefix}{k}": float(v) for k, v in results.items()}
+
+    def _track(self, step: int, val_metrics: Dict[str, float]):
+        loss = val_metrics.get("val_loss")
+        if loss is None or not math.isfinite(loss):
+            return
+        if self._best is None or loss < self._best[0]:
+            metrics = dict(val_metrics)
+            if self.test_data is not None:
+                metrics.update(self._evaluate(self.test_data, "test_"))
+            self._best = (loss, step, metrics)
+
+    def _finish_round(self, logs):
+        if self._round == 0 and self.rewind_step and self.theta_k is None:
+            raise ValueError(
+                f"`rewind_step`={self.rewind_step} is beyond the first round, which "
+                f"ended after {self._round_steps} steps"
+            )
+        metrics = {k: float(v) for k, v in logs.items() if np.ndim(v) == 0}
+        if self.validation_data is not None and not any(k.startswith("val_") for k in metrics):
+            metrics.update(self._evaluate())
+        if self.test_data is not None:
+            metrics.update(self._evaluate(self.test_data, "test_"))
+        masks = get_masks(self.model)
+        record = {
+            "round": self._round,
+            "weights_remaining": masks.weights_remaining,
+            "layer_sparsity": masks.layer_sparsity(),
+            "steps": self._round_steps,
+            "metrics": metrics,
+            "early_stop_step": self._best[1] if self._best else None,
+            "early_stop_metrics": self._best[2] if self._best else {},
+        }
+        apply_masks_to_weights(self.model)
+        self.rounds.append(record)
+        if self.verbose:
+            print(format_round(record))
+        self.on_round_end(record)
+
+        self._round_steps = 0
+        self._round_epochs = 0
+        self._best = None
+        if self.one_shot and self._round >= 1:
+            self.model.stop_training = True
+            log.warning("one-shot ticket trained: training stops after round %d", self._round)
+        else:
+            self._pending_prune = True
+
+    def _start_next_round(self):
+        """Prunes by magnitude of the trained weights, rewinds, resets the optimizer."""
+        new_masks = magnitude_prune(
+            get_effective_weights(self.model),
+            get_masks(self.model),
+            layer_rates(self.model),
+            pruning_groups(self.model),
+        )
+        set_masks(self.model, new_masks)
+        restore_snapshot(self.model, self.rewind_weights)
+        self._optimizer_reset.reset(self.rewind_step)
+        self._round += 1
+        self._round_start_iteration = self.rewind_step
+        self._pending_prune = False
+        self.on_round_begin(self._round)
+
+    # --- extension points and state ------------------------------------------------
+
+    def on_round_begin(self, round_index: int) -> None:
+        """Called after pruning and rewinding, before round `round_index` trains."""
+
+    def on_round_end(self, record: Dict[str, Any]) -> None:
+        """Called with each finished round's record; override to log or save."""
+
+    def save(self, directory: str) -> None:
+        """Writes masks, θ₀ (and θ_k) and the round records to `directory`."""
+        save_ticket(directory, Ticket(get_masks(self.model), self.theta_0, self.theta_k, self.rounds))
+
+
+def format_round(record: Dict[str, Any]) -> str:
+    """One line describing a finished round."""
+    parts = [f"round {record['round']}: {100 * record['weights_remaining']:.2f}% weights remaining"]
+    for name in ("accuracy", "val_accuracy", "loss", "val_loss"):
+        if name in record["metrics"]:
+            parts.append(f"{name} {record['metrics'][name]:.4f}")
+    if record["early_stop_step"] is not None:
+        parts.append(f"early-stop step {record['early_stop_step']}")
+    return ", ".join(parts)

@@ -1,0 +1,155 @@
+"""Mask math as plain functions over NumPy arrays: no Keras, no training.
+
+A mask is a 0/1 float32 array shaped like the weight it masks; a set of masks is a
+`Masks` mapping from weight key ("layer_name/weight_name") to mask.
+"""
+
+import collections.abc
+import os
+from typing import Dict, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from lth_keras import storage
+
+MASKS_FILE = "masks.npz"
+
+
+def layer_of(key: str) -> str:
+    """The layer name of a weight key "layer_name/weight_name"."""
+    return key.rsplit("/", 1)[0]
+
+
+def count_to_prune(surviving: int, rate: float) -> int:
+    """How many of `surviving` weights a round at `rate` removes (round half up)."""
+    return int(np.floor(rate * surviving + 0.5))
+
+
+class Masks(collections.abc.Mapping):
+    """An immutable mapping of weight key -> 0/1 float32 mask, with sparsity helpers.
+
+    Example:
+      >>> m = Masks({"dense/kernel": np.array([[1., 0.], [1., 1.]])})
+      >>> m.weights_remaining
+      0.75
+    """
+
+    def __init__(self, masks: Mapping[str, np.ndarray]):
+        self._masks = {}
+        for key, value in masks.items():
+            array = np.asarray(value)
+            if not np.all((array == 0) | (array == 1)):
+                raise ValueError(f"mask {key!r} holds values other than 0 and 1")
+            self._masks[key] = array.astype(np.float32)
+
+    def __getitem__(self, key):
+        return self._masks[key]
+
+    def __iter__(self):
+        return iter(self._masks)
+
+    def __len__(self):
+        return len(self._masks)
+
+    @property
+    def size(self) -> int:
+        """Number of maskable weights in all."""
+        return sum(m.size for m in self._masks.values())
+
+    @property
+    def count_remaining(self) -> int:
+        """Number of weights the masks keep."""
+        return int(sum(np.count_nonzero(m) for m in self._masks.values()))
+
+    @property
+    def weights_remaining(self) -> float:
+        """Fraction of maskable weights kept, over all masks."""
+        return self.count_remaining / self.size if self.size else 1.0
+
+    def layer_sparsity(self) -> Dict[str, float]:
+        """Layer name -> fraction of that layer's maskable weights pruned."""
+        pruned = collections.defaultdict(int)
+        total = collections.defaultdict(int)
+        for key, mask in self._masks.items():
+            pruned[layer_of(key)] += mask.size - np.count_nonzero(mask)
+            total[layer_of(key)] += mask.size
+        return {layer: pruned[layer] / total[layer] for layer in total}
+
+    def check_matches(self, shapes: Mapping[str, Sequence[int]], source: str = "masks") -> None:
+        """Raises ValueError naming the layer if keys or shapes differ from `shapes`."""
+        missing = sorted(set(shapes) - set(self._masks))
+        extra = sorted(set(self._masks) - set(shapes))
+        if missing:
+            raise ValueError(f"{source} have no mask for layer weight(s) {missing}")
+        if extra:
+            raise ValueError(f"{source} have masks for layer weight(s) {extra} that the model lacks")
+        for key, shape in shapes.items():
+            if tuple(self._masks[key].shape) != tuple(shape):
+                raise ValueError(
+                    f"{source}: mask for layer weight {key!r} has shape "
+                    f"{tuple(self._masks[key].shape)}, the model's weight has {tuple(shape)}"
+                )
+
+    def save(self, directory: str) -> str:
+        """Writes the masks to `directory`/masks.npz atomically; returns the path."""
+        path = os.path.join(directory, MASKS_FILE)
+        storage.save_arrays(path, self._masks)
+        return path
+
+    @classmethod
+    def load(cls, directory: str) -> "Masks":
+        """Reads masks written by `save`."""
+        return cls(storage.load_arrays(os.path.join(directory, MASKS_FILE)))
+
+
+def magnitude_prune(
+    weights: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    rates: Mapping[str, float],
+    groups: Iterable[Sequence[str]],
+) -> Masks:
+    """Removes the smallest-magnitude surviving weights; returns the new masks.
+
+    Each group of keys is ranked together under one threshold (a single key is
+    layerwise pruning; several keys are global pruning) and loses
+    `count_to_prune(surviving, rate)` of its surviving weights, exactly, whatever the
+    ties. Keys in no group keep their mask. Already pruned weights stay pruned.
+    """
+    new_masks = {key: np.array(mask, dtype=np.float32) for key, mask in masks.items()}
+    for group in groups:
+        group = list(group)
+        group_rates = {rates[key] for key in group}
+        if len(group_rates) != 1:
+            raise ValueError(f"weights {group} are ranked together but have rates {sorted(group_rates)}")
+        for key in group:
+            if not np.all(np.isfinite(weights[key])):
+                raise ValueError(f"weight {key!r} holds NaN or inf: cannot rank it by magnitude")
+        flat_masks = [new_masks[key].ravel() for key in group]
+        # Pruned weights score -inf so they sort first and are never counted twice.
+        scores = np.concatenate(
+            [np.where(m > 0, np.abs(weights[key]).ravel(), -np.inf) for key, m in zip(group, flat_masks)]
+        )
+        already_pruned = int(np.sum(np.isneginf(scores)))
+        surviving = scores.size - already_pruned
+        prune_total = already_pruned + count_to_prune(surviving, group_rates.pop())
+        keep = np.ones(scores.size, dtype=np.float32)
+        if prune_total:
+            lowest = np.argpartition(scores, prune_total - 1)[:prune_total]
+            keep[lowest] = 0.0
+        offset = 0
+        for key, flat in zip(group, flat_masks):
+            new_masks[key] = keep[offset : offset + flat.size].reshape(new_masks[key].shape)
+            offset += flat.size
+    return Masks(new_masks)
+
+
+def random_masks_like(masks: Mapping[str, np.ndarray], seed: int) -> Masks:
+    """Random masks with exactly as many kept weights in each mask as `masks` has."""
+    rng = np.random.default_rng(seed)
+    result = {}
+    for key in sorted(masks):
+        mask = np.asarray(masks[key])
+        flat = np.zeros(mask.size, dtype=np.float32)
+        flat[rng.permutation(mask.size)[: np.count_nonzero(mask)]] = 1.0
+        result[key] = flat.reshape(mask.shape)
+    return Masks({key: result[key] for key in masks})

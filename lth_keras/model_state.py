@@ -1,0 +1,208 @@
+"""Reading and writing a wrapped model's masks, weights and optimizer state.
+
+This is the bridge between the Keras variables and the plain arrays of `masks.py`:
+everything here reads or assigns variables; none of it decides what to prune.
+"""
+
+from typing import Dict, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from lth_keras import storage
+from lth_keras.masks import Masks
+from lth_keras.wrapping import (
+    PruneLowMagnitude,
+    apply_masks_to_weights,
+    flat_layers,
+    lottery_layers,
+)
+
+
+def _short_name(variable) -> str:
+    """'dense/kernel:0' -> 'kernel'."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def masked_variables(model) -> Dict[str, tuple]:
+    """Weight key "layer/weight" -> (weight variable, mask variable) of each pruned weight."""
+    result = {}
+    for layer in lottery_layers(model):
+        for weight, mask, _ in layer.pruning_vars:
+            key = f"{layer.layer.name}/{_short_name(weight)}"
+            if key in result:
+                raise ValueError(f"two pruned weights are both named {key!r}: give the layers unique names")
+            result[key] = (weight, mask)
+    return result
+
+
+def layer_rates(model) -> Dict[str, float]:
+    """Weight key -> the per-round pruning rate of its layer."""
+    rates = {}
+    for layer in lottery_layers(model):
+        for weight, _, _ in layer.pruning_vars:
+            rates[f"{layer.layer.name}/{_short_name(weight)}"] = layer.pruning_schedule.pruning_rate
+    return rates
+
+
+def pruning_groups(model):
+    """Lists of weight keys ranked together: one per layerwise weight, one per global rate."""
+    groups, global_groups = [], {}
+    for layer in lottery_layers(model):
+        schedule = layer.pruning_schedule
+        for weight, _, _ in layer.pruning_vars:
+            key = f"{layer.layer.name}/{_short_name(weight)}"
+            if schedule.scope == "global":
+                global_groups.setdefault(schedule.pruning_rate, []).append(key)
+            else:
+                groups.append([key])
+    return groups + list(global_groups.values())
+
+
+def get_masks(model) -> Masks:
+    """The model's current masks."""
+    return Masks({key: mask.numpy() for key, (_, mask) in masked_variables(model).items()})
+
+
+def get_effective_weights(model) -> Dict[str, np.ndarray]:
+    """Weight key -> weight * mask, the values the forward pass uses."""
+    return {key: (w * m).numpy() for key, (w, m) in masked_variables(model).items()}
+
+
+def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
+    """Assigns `masks` to the model and zeroes the weights they prune.
+
+    Raises ValueError naming the layer when a key is missing or extra, or a shape
+    differs.
+    """
+    variables = masked_variables(model)
+    masks = masks if isinstance(masks, Masks) else Masks(masks)
+    masks.check_matches({k: tuple(w.shape) for k, (w, _) in variables.items()})
+    for key, (_, mask) in variables.items():
+        mask.assign(masks[key])
+    apply_masks_to_weights(model)
+
+
+class WeightSnapshot(Mapping):
+    """A copy of all of a model's weights (not its pruning bookkeeping), by variable name.
+
+    Used for θ₀ and θ_k: restoring it is bit-exact.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]):
+        self._arrays = {k: np.array(v) for k, v in arrays.items()}
+
+    def __getitem__(self, key):
+        return self._arrays[key]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def save(self, path: str) -> str:
+        storage.save_arrays(path, self._arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> "WeightSnapshot":
+        return cls(storage.load_arrays(path))
+
+
+def _bookkeeping_ids(model) -> set:
+    ids = set()
+    for layer in lottery_layers(model, require=False):
+        ids.add(id(layer.pruning_step))
+        for _, mask, threshold in layer.pruning_vars:
+            ids.update((id(mask), id(threshold)))
+    return ids
+
+
+def snapshot_variables(model) -> Dict[str, tf.Variable]:
+    """Weight key "layer/weight" -> variable for every weight a snapshot holds.
+
+    Keys come from layer names (the inner layer's for a wrapper), not from variable
+    names, so a snapshot fits any model built with the same layer names.
+    """
+    result = {}
+    for layer in flat_layers(model):
+        inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+        for variable in inner.weights:
+            key = f"{inner.name}/{_short_name(variable)}"
+            if key in result and result[key] is not variable:
+                raise ValueError(f"two model weights are both named {key!r}: give the layers unique names")
+            result[key] = variable
+    covered = {id(v) for v in result.values()} | _bookkeeping_ids(model)
+    stray = [v.name for v in model.weights if id(v) not in covered]
+    if stray:
+        raise ValueError(f"weights {stray} belong to no layer, so they could not be rewound")
+    return result
+
+
+def take_snapshot(model) -> WeightSnapshot:
+    """Copies every weight of `model` except masks and pruning counters."""
+    return WeightSnapshot({name: v.numpy() for name, v in snapshot_variables(model).items()})
+
+
+def restore_snapshot(model, snapshot: Mapping[str, np.ndarray]) -> None:
+    """Assigns a snapshot back to the model, then re-applies the masks.
+
+    Raises ValueError naming the weight when the snapshot does not fit the model.
+    """
+    variables = snapshot_variables(model)
+    missing = sorted(set(variables) - set(snapshot))
+    extra = sorted(set(snapshot) - set(variables))
+    if missing or extra:
+        raise ValueError(f"weights do not fit the model: missing {missing}, unknown {extra}")
+    for name, variable in variables.items():
+        if tuple(snapshot[name].shape) != tuple(variable.shape):
+            raise ValueError(
+                f"weight {name!r} has shape {tuple(snapshot[name].shape)} in the snapshot, "
+                f"{tuple(variable.shape)} in the model"
+            )
+    for name, variable in variables.items():
+        variable.assign(snapshot[name])
+    apply_masks_to_weights(model)
+
+
+def optimizer_variables(optimizer):
+    """All state variables of a tf_keras optimizer, new or legacy."""
+    variables = optimizer.variables
+    return list(variables() if callable(variables) else variables)
+
+
+class OptimizerReset:
+    """Remembers an optimizer's freshly built state so it can be put back exactly.
+
+    Slot variables start as constants (zeros for Adam and SGD momentum, an initial
+    accumulator for Adagrad); only that constant is kept, not a copy of each slot.
+    """
+
+    def __init__(self, optimizer, trainable_variables, strategy=None):
+        self.optimizer = optimizer
+        strategy = strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            if hasattr(optimizer, "_create_all_weights"):  # legacy optimizers
+                optimizer._create_all_weights(trainable_variables)
+            else:
+                optimizer.build(trainable_variables)
+        self._initial = {}
+        for variable in optimizer_variables(optimizer):
+            if variable is optimizer.iterations:
+                continue
+            value = variable.numpy()
+            flat = value.ravel()
+            uniform = flat.size > 0 and np.all(flat == flat[0])
+            self._initial[id(variable)] = (variable, flat[0] if uniform else value.copy())
+
+    def reset(self, iterations: int) -> None:
+        """Puts every slot back to its initial value and the step counter at `iterations`."""
+        for variable, initial in self._initial.values():
+            variable.assign(tf.fill(variable.shape, tf.constant(initial, variable.dtype))
+                            if np.ndim(initial) == 0 else initial)
+        self.optimizer.iterations.assign(iterations)

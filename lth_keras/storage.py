@@ -1,0 +1,61 @@
+"""Atomic reading and writing of named arrays and JSON, the only file I/O of the library.
+
+Every write goes to a temporary file in the same directory and is then renamed over
+the target, so a crash leaves either the old file or the new one, never half of one.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from typing import Dict, Mapping
+
+import numpy as np
+
+
+def _atomic_write(path: str, write_fn, mode: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode) as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def save_arrays(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """Writes `arrays` (name -> array) to an .npz file at `path`, atomically."""
+    _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}), "wb")
+
+
+def load_arrays(path: str) -> Dict[str, np.ndarray]:
+    """Reads an .npz file written by `save_arrays`; raises ValueError naming a bad file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable array file ({e})") from e
+
+
+def save_json(path: str, value) -> None:
+    """Writes `value` as indented JSON to `path`, atomically."""
+    _atomic_write(path, lambda f: json.dump(value, f, indent=2, sort_keys=True), "w")
+
+
+def load_json(path: str):
+    """Reads JSON from `path`; raises ValueError naming a bad file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from e

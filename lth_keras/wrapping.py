@@ -1,0 +1,272 @@
+"""Putting tfmot's pruning wrappers on a model for a lottery ticket, and taking them off."""
+
+from typing import Dict, Iterable, List, Mapping, Optional
+
+from tensorflow_model_optimization.python.core.sparsity.keras import (
+    prune,
+    prune_registry,
+    pruning_wrapper,
+)
+
+from lth_keras._keras import check_keras2_model, keras
+from lth_keras.schedule import SCOPES, LotteryTicketSchedule
+from lth_keras.validation import check_choice, check_rate
+
+PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
+# Transposed convolutions subclass these; tf_keras does not export their common base.
+_CONV_LAYERS = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+)
+
+
+def _is_prunable(layer) -> bool:
+    """True for layers tfmot can wrap that have at least one weight to prune."""
+    if isinstance(layer, (keras.Model, PruneLowMagnitude)):
+        return False
+    if hasattr(layer, "get_prunable_weights"):
+        return bool(layer.get_prunable_weights())
+    # tfmot's own table of prunable weight names; RNN and attention layers are not in it.
+    weight_names = prune_registry.PruneRegistry._LAYERS_WEIGHTS_MAP.get(type(layer))
+    if weight_names is not None:
+        return bool(weight_names)
+    return prune_registry.PruneRegistry.supports(layer)
+
+
+def flat_layers(model) -> List:
+    """All layers of `model`, nested models expanded, in model order."""
+    layers = []
+    for layer in model.layers:
+        layers.extend(flat_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return layers
+
+
+def _output_layers(model, prunable_names) -> set:
+    """Names of the prunable layers that feed a model output with no prunable layer between."""
+    found, seen = set(), set()
+    stack = []
+    for tensor in getattr(model, "outputs", None) or []:
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None:
+            stack.append(history.layer)
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if layer.name in prunable_names:
+            found.add(layer.name)
+            continue
+        for node in layer.inbound_nodes:
+            inbound = node.inbound_layers
+            stack.extend(inbound if isinstance(inbound, (list, tuple)) else [inbound])
+    if not found:  # no graph to walk (e.g. a Sequential built without Input): last prunable
+        ordered = [l.name for l in flat_layers(model) if l.name in prunable_names]
+        found = set(ordered[-1:])
+    return found
+
+
+def _check_names(names: Iterable[str], known, argument: str) -> None:
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"`{argument}` names layers the model does not have: {unknown}")
+
+
+def lottery_rates(
+    model,
+    pruning_rate: float,
+    output_pruning_rate: Optional[float] = None,
+    conv_pruning_rate: Optional[float] = None,
+    layer_pruning_rates: Optional[Mapping[str, float]] = None,
+    exclude: Iterable[str] = (),
+) -> Dict[str, float]:
+    """Layer name -> per-round pruning rate for every layer that will be pruned."""
+    pruning_rate = check_rate(pruning_rate, "pruning_rate")
+    if output_pruning_rate is None:
+        output_pruning_rate = pruning_rate / 2
+    output_pruning_rate = check_rate(output_pruning_rate, "output_pruning_rate")
+    conv_pruning_rate = check_rate(
+        pruning_rate if conv_pruning_rate is None else conv_pruning_rate, "conv_pruning_rate"
+    )
+    layer_pruning_rates = dict(layer_pruning_rates or {})
+    for name, rate in layer_pruning_rates.items():
+        check_rate(rate, f"layer_pruning_rates[{name!r}]")
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    exclude = set(exclude)
+
+    layers = flat_layers(model)
+    names = [layer.name for layer in layers]
+    _check_names(layer_pruning_rates, names, "layer_pruning_rates")
+    _check_names(exclude, names, "exclude")
+    prunable = {layer.name: layer for layer in layers if _is_prunable(layer)}
+    for name in layer_pruning_rates:
+        if name not in prunable:
+            raise ValueError(f"`layer_pruning_rates` names layer {name!r}, which has no prunable weights")
+    outputs = _output_layers(model, prunable)
+
+    rates = {}
+    for name, layer in prunable.items():
+        if name in exclude:
+            continue
+        if name in layer_pruning_rates:
+            rates[name] = float(layer_pruning_rates[name])
+        elif name in outputs:
+            rates[name] = output_pruning_rate
+        elif isinstance(layer, _CONV_LAYERS):
+            rates[name] = conv_pruning_rate
+        else:
+            rates[name] = pruning_rate
+    return rates
+
+
+def _check_wrappable(model) -> None:
+    check_keras2_model(model)
+    if not (isinstance(model, keras.Sequential) or model._is_graph_network):
+        raise TypeError(
+            f"{type(model).__name__} is a subclassed model, which tfmot's wrappers cannot "
+            "clone; build it as a Sequential or functional model."
+        )
+    if not model.built:
+        raise ValueError(
+            f"model {model.name!r} is not built: give it an Input or call "
+            "model.build(input_shape) first, so its initial weights exist."
+        )
+    if lottery_layers(model, require=False) or any(
+        isinstance(l, PruneLowMagnitude) for l in flat_layers(model)
+    ):
+        raise ValueError(f"model {model.name!r} already has pruning wrappers")
+
+
+def _copy_weights(source, target) -> None:
+    """Copies weights layer by layer from `source` into its wrapped clone `target`."""
+    for src, dst in zip(source.layers, target.layers):
+        if isinstance(src, keras.Model):
+            _copy_weights(src, dst)
+        else:
+            dst.set_weights(src.get_weights())  # a wrapper forwards to its inner layer
+
+
+def prune_for_lottery(
+    model,
+    pruning_rate: float = 0.2,
+    output_pruning_rate: Optional[float] = None,
+    conv_pruning_rate: Optional[float] = None,
+    layer_pruning_rates: Optional[Mapping[str, float]] = None,
+    scope: str = "layerwise",
+    exclude: Iterable[str] = (),
+):
+    """Returns a copy of `model` with every prunable layer in a lottery-ticket wrapper.
+
+    Each wrapped layer gets tfmot's `prune_low_magnitude` wrapper with a
+    `LotteryTicketSchedule` that holds its per-round rate. Biases and batch-norm are
+    never pruned. The copy starts with the same weights (these become θ₀ when training
+    starts) and all-ones masks; `model` itself is left untouched.
+
+    Args:
+      model: a built Sequential or functional tf_keras model.
+      pruning_rate: fraction of the surviving weights of a layer removed per round.
+      output_pruning_rate: rate for the output layer; default half of `pruning_rate`.
+      conv_pruning_rate: rate for convolutions; default `pruning_rate`.
+      layer_pruning_rates: layer name -> rate, overriding all of the above.
+      scope: 'layerwise' (each layer its own threshold) or 'global' (one threshold
+        across all layers that share a rate).
+      exclude: names of layers never to prune or wrap.
+
+    Example:
+      >>> model = lth_keras.prune_for_lottery(model, pruning_rate=0.2)
+    """
+    check_choice(scope, SCOPES, "scope")
+    _check_wrappable(model)
+    rates = lottery_rates(
+        model, pruning_rate, output_pruning_rate, conv_pruning_rate, layer_pruning_rates, exclude
+    )
+
+    def wrap(layer):
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, clone_function=wrap)
+        fresh = layer.__class__.from_config(layer.get_config())
+        if layer.name not in rates:
+            return fresh
+        return prune.prune_low_magnitude(
+            fresh, pruning_schedule=LotteryTicketSchedule(rates[layer.name], scope)
+        )
+
+    wrapped = keras.models.clone_model(model, clone_function=wrap)
+    if not wrapped.built:
+        wrapped.build(model.input_shape)
+    _copy_weights(model, wrapped)
+    enable_training(wrapped)
+    return wrapped
+
+
+def lottery_layers(model, require: bool = True) -> List[PruneLowMagnitude]:
+    """The model's lottery-ticket wrappers in model order.
+
+    Raises ValueError when `require` and the model was not prepared with
+    `prune_for_lottery`, or when a tfmot wrapper carries some other schedule.
+    """
+    layers = [l for l in flat_layers(model) if isinstance(l, PruneLowMagnitude)]
+    for layer in layers:
+        if not isinstance(layer.pruning_schedule, LotteryTicketSchedule):
+            raise ValueError(
+                f"layer {layer.name!r} is pruned with tfmot's {type(layer.pruning_schedule).__name__}, "
+                "not a LotteryTicketSchedule: prepare the model with lth_keras.prune_for_lottery"
+            )
+    if require and not layers:
+        raise ValueError(
+            f"model {model.name!r} has no lottery-ticket layers: prepare it with "
+            "lth_keras.prune_for_lottery(model, ...) before training"
+        )
+    return layers
+
+
+def enable_training(model) -> None:
+    """Lets the wrapped model train without tfmot's UpdatePruningStep callback.
+
+    tfmot's wrapper refuses to train while its step counter is at its initial -1;
+    the counter means nothing to a LotteryTicketSchedule, so it only has to be >= 0.
+    """
+    for layer in lottery_layers(model):
+        if int(layer.pruning_step.numpy()) < 0:
+            layer.pruning_step.assign(0)
+
+
+def apply_masks_to_weights(model) -> None:
+    """Sets every pruned weight's stored value to exactly 0 (weight <- weight * mask)."""
+    for layer in lottery_layers(model):
+        for weight, mask, _ in layer.pruning_vars:
+            weight.assign(weight * mask)
+
+
+def strip(model):
+    """Returns a plain tf_keras model without wrappers; pruned weights are exactly 0.0.
+
+    The result is a separate copy: training it does not change `model`.
+    """
+    apply_masks_to_weights(model)
+    stripped = prune.strip_pruning(model)  # shares layers with `model`
+    copy = keras.models.clone_model(stripped)
+    copy.set_weights(stripped.get_weights())
+    return copy
+
+
+def custom_objects() -> Dict[str, type]:
+    """The custom objects `keras.models.load_model` needs for a lottery model."""
+    return {
+        "PruneLowMagnitude": PruneLowMagnitude,
+        "LotteryTicketSchedule": LotteryTicketSchedule,
+        keras.utils.get_registered_name(LotteryTicketSchedule): LotteryTicketSchedule,
+    }
+
+
+def load_model(path: str, **kwargs):
+    """Loads a lottery model saved with `model.save`, masks and sparsity included."""
+    with keras.utils.custom_object_scope(custom_objects()):
+        model = keras.models.load_model(path, **kwargs)
+    return model

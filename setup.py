@@ -1,0 +1,26 @@
+"""Installs lth_keras: lottery-ticket pruning for tf_keras on tfmot's wrappers."""
+
+import setuptools
+
+setuptools.setup(
+    name="lth_keras",
+    version="0.1.0",
+    description=(
+        "The Lottery Ticket Hypothesis as a Keras callback: iterative magnitude "
+        "pruning with rewinding, built on tensorflow-model-optimization."
+    ),
+    packages=setuptools.find_packages(include=["lth_keras", "lth_keras.*", "experiments"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "tf-keras>=2.16",
+        "tensorflow-model-optimization>=0.8",
+        "tensorflow-datasets",
+        "absl-py",
+        "tensorboard",
+        "numpy",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis"],
+    },
+)

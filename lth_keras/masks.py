@@ -4,7 +4,7 @@ A mask is a 0/1 float32 array shaped like the weight it masks; a set of masks is
 `Masks` mapping from weight key ("layer_name/weight_name") to mask.
 """
 
-import collections.abc
+import collections
 import os
 from typing import Dict, Iterable, Mapping, Sequence
 
@@ -25,7 +25,7 @@ def count_to_prune(surviving: int, rate: float) -> int:
     return int(np.floor(rate * surviving + 0.5))
 
 
-class Masks(collections.abc.Mapping):
+class Masks(storage.NamedArrays):
     """An immutable mapping of weight key -> 0/1 float32 mask, with sparsity helpers.
 
     Example:
@@ -34,32 +34,21 @@ class Masks(collections.abc.Mapping):
       0.75
     """
 
-    def __init__(self, masks: Mapping[str, np.ndarray]):
-        self._masks = {}
-        for key, value in masks.items():
-            array = np.asarray(value)
-            if not np.all((array == 0) | (array == 1)):
-                raise ValueError(f"mask {key!r} holds values other than 0 and 1")
-            self._masks[key] = array.astype(np.float32)
-
-    def __getitem__(self, key):
-        return self._masks[key]
-
-    def __iter__(self):
-        return iter(self._masks)
-
-    def __len__(self):
-        return len(self._masks)
+    def _convert(self, key: str, value) -> np.ndarray:
+        array = np.asarray(value)
+        if not np.all((array == 0) | (array == 1)):
+            raise ValueError(f"mask {key!r} holds values other than 0 and 1")
+        return array.astype(np.float32)
 
     @property
     def size(self) -> int:
         """Number of maskable weights in all."""
-        return sum(m.size for m in self._masks.values())
+        return sum(m.size for m in self._arrays.values())
 
     @property
     def count_remaining(self) -> int:
         """Number of weights the masks keep."""
-        return int(sum(np.count_nonzero(m) for m in self._masks.values()))
+        return int(sum(np.count_nonzero(m) for m in self._arrays.values()))
 
     @property
     def weights_remaining(self) -> float:
@@ -70,36 +59,34 @@ class Masks(collections.abc.Mapping):
         """Layer name -> fraction of that layer's maskable weights pruned."""
         pruned = collections.defaultdict(int)
         total = collections.defaultdict(int)
-        for key, mask in self._masks.items():
+        for key, mask in self._arrays.items():
             pruned[layer_of(key)] += mask.size - np.count_nonzero(mask)
             total[layer_of(key)] += mask.size
         return {layer: pruned[layer] / total[layer] for layer in total}
 
     def check_matches(self, shapes: Mapping[str, Sequence[int]], source: str = "masks") -> None:
         """Raises ValueError naming the layer if keys or shapes differ from `shapes`."""
-        missing = sorted(set(shapes) - set(self._masks))
-        extra = sorted(set(self._masks) - set(shapes))
+        missing = sorted(set(shapes) - set(self._arrays))
+        extra = sorted(set(self._arrays) - set(shapes))
         if missing:
             raise ValueError(f"{source} have no mask for layer weight(s) {missing}")
         if extra:
             raise ValueError(f"{source} have masks for layer weight(s) {extra} that the model lacks")
         for key, shape in shapes.items():
-            if tuple(self._masks[key].shape) != tuple(shape):
+            if tuple(self._arrays[key].shape) != tuple(shape):
                 raise ValueError(
                     f"{source}: mask for layer weight {key!r} has shape "
-                    f"{tuple(self._masks[key].shape)}, the model's weight has {tuple(shape)}"
+                    f"{tuple(self._arrays[key].shape)}, the model's weight has {tuple(shape)}"
                 )
 
     def save(self, directory: str) -> str:
         """Writes the masks to `directory`/masks.npz atomically; returns the path."""
-        path = os.path.join(directory, MASKS_FILE)
-        storage.save_arrays(path, self._masks)
-        return path
+        return self.save_file(os.path.join(directory, MASKS_FILE))
 
     @classmethod
     def load(cls, directory: str) -> "Masks":
         """Reads masks written by `save`."""
-        return cls(storage.load_arrays(os.path.join(directory, MASKS_FILE)))
+        return cls.load_file(os.path.join(directory, MASKS_FILE))
 
 
 def magnitude_prune(

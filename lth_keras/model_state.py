@@ -83,35 +83,19 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
     apply_masks_to_weights(model)
 
 
-class WeightSnapshot(Mapping):
-    """A copy of all of a model's weights (not its pruning bookkeeping), by variable name.
+class WeightSnapshot(storage.NamedArrays):
+    """A copy of all of a model's weights (not its pruning bookkeeping), by weight key.
 
-    Used for θ₀ and θ_k: restoring it is bit-exact.
+    Used for θ₀ and θ_k: restoring it is bit-exact. `save(path)` / `load(path)` use
+    one .npz file.
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray]):
-        self._arrays = {k: np.array(v) for k, v in arrays.items()}
-
-    def __getitem__(self, key):
-        return self._arrays[key]
-
-    def __iter__(self):
-        return iter(self._arrays)
-
-    def __len__(self):
-        return len(self._arrays)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self._arrays.values())
-
     def save(self, path: str) -> str:
-        storage.save_arrays(path, self._arrays)
-        return path
+        return self.save_file(path)
 
     @classmethod
     def load(cls, path: str) -> "WeightSnapshot":
-        return cls(storage.load_arrays(path))
+        return cls.load_file(path)
 
 
 def _bookkeeping_ids(model) -> set:

@@ -4,6 +4,7 @@ Every write goes to a temporary file in the same directory and is then renamed o
 the target, so a crash leaves either the old file or the new one, never half of one.
 """
 
+import collections.abc
 import json
 import os
 import tempfile
@@ -59,3 +60,35 @@ def load_json(path: str):
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e})") from e
+
+
+class NamedArrays(collections.abc.Mapping):
+    """An immutable name -> array mapping that can be written to and read from an .npz."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]):
+        self._arrays = {key: self._convert(key, value) for key, value in arrays.items()}
+
+    def _convert(self, key: str, value) -> np.ndarray:
+        """Checks and copies one array; subclasses add their own rules."""
+        return np.array(value)
+
+    def __getitem__(self, key):
+        return self._arrays[key]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def save_file(self, path: str) -> str:
+        save_arrays(path, self._arrays)
+        return path
+
+    @classmethod
+    def load_file(cls, path: str):
+        return cls(load_arrays(path))

@@ -211,6 +211,7 @@ def lottery_layers(model, require: bool = True) -> List[PruneLowMagnitude]:
     Raises ValueError when `require` and the model was not prepared with
     `prune_for_lottery`, or when a tfmot wrapper carries some other schedule.
     """
+    check_keras2_model(model)
     layers = [l for l in flat_layers(model) if isinstance(l, PruneLowMagnitude)]
     for layer in layers:
         if not isinstance(layer.pruning_schedule, LotteryTicketSchedule):

@@ -92,6 +92,16 @@ def test_keras3_model_is_refused():
         lth_keras.prune_for_lottery(model)
 
 
+def test_keras3_model_is_refused_by_the_callback_and_helpers():
+    model = keras3.Sequential([keras3.Input((3,)), keras3.layers.Dense(2)])
+    with pytest.raises(TypeError, match="Keras 3"):
+        lth_keras.get_masks(model)
+    ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1)
+    ticket.set_model(model)
+    with pytest.raises(TypeError, match="Keras 3"):
+        ticket.on_train_begin()
+
+
 def test_subclassed_model_is_refused():
     class Net(keras.Model):
         def __init__(self):

@@ -20,8 +20,10 @@ fashion-mnist:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
 
 # The main job: a short LeNet-300-100 lottery run on Fashion-MNIST, offline.
+# Each run gets its own directory: results already written are never overwritten.
+DEMO_FLAGS ?= --dataset=fashion_mnist --prune_iters=4 --iterations=3000
 demo: install fashion-mnist
-	$(PY) -m experiments.lenet_demo
+	$(PY) -m experiments.lenet $(DEMO_FLAGS) --output_dir=runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest -q tests

@@ -16,6 +16,7 @@ setuptools.setup(
         "tf-keras>=2.16",
         "tensorflow-model-optimization>=0.8",
         "tensorflow-datasets",
+        "mnist1d",
         "absl-py",
         "tensorboard",
         "numpy",

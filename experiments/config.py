@@ -1,0 +1,138 @@
+"""One typed configuration for every suite; absl flags are generated from it.
+
+Each suite module (`experiments/conv6.py`, ...) only states its paper defaults as an
+`ExperimentConfig`; `flags_from_config` turns every field into a flag with that default,
+so a flag is never written twice.
+"""
+
+import dataclasses
+import typing
+from typing import Optional, Tuple
+
+from absl import flags
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+CONTROLS = ("none", "reinit", "random_prune")
+OPTIMIZERS = ("adam", "sgd")
+SCOPES = ("layerwise", "global")
+
+
+def _field(default, help_text):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    model: str = _field("lenet", "Network: lenet, conv2, conv4, conv6, vgg16, vgg19, resnet18, resnet20.")
+    dataset: str = _field("fashion_mnist", "mnist, fashion_mnist, cifar10, mnist1d or synthetic (generated).")
+    data_dir: Optional[str] = _field(None, "IDX directory or TFDS data dir; default: Debian's or TFDS_DATA_DIR.")
+    prune_iters: int = _field(20, "Pruning rounds; the run trains prune_iters + 1 rounds.")
+    prune_rate: float = _field(0.2, "Fraction of surviving fc weights pruned per round.")
+    conv_prune_rate: Optional[float] = _field(None, "Rate for conv layers; default prune_rate.")
+    output_prune_rate: Optional[float] = _field(None, "Rate for the output layer; default prune_rate / 2.")
+    scope: str = _field("layerwise", "layerwise, or global: one threshold across layers of a rate.")
+    one_shot: bool = _field(False, "Prune once, straight to the rates, instead of iteratively.")
+    rewind_step: int = _field(0, "0 rewinds to θ₀; k rewinds to the weights after k iterations.")
+    control: str = _field("none", "none (find the ticket), reinit or random_prune (from saved masks).")
+    iterations: int = _field(50000, "Training iterations per round.")
+    batch_size: int = _field(60, "Global batch size.")
+    optimizer: str = _field("adam", "adam or sgd (momentum 0.9).")
+    learning_rate: float = _field(1.2e-3, "Peak learning rate.")
+    lr_drops: Tuple[int, ...] = _field((), "Iterations at which the learning rate is multiplied by 0.1.")
+    warmup: int = _field(0, "Iterations of linear learning-rate warmup.")
+    weight_decay: float = _field(0.0, "L2 weight decay on kernels.")
+    dropout: float = _field(0.0, "Dropout rate after hidden fc layers.")
+    augment: bool = _field(False, "Random crop and flip (CIFAR).")
+    seed: int = _field(0, "Seed of the weights, the data order and the controls.")
+    replicates: int = _field(1, "Independent runs with seeds seed, seed+1, ...")
+    eval_every: int = _field(100, "Validate every this many iterations (early-stop resolution).")
+    validation_size: int = _field(5000, "Training examples held out for validation.")
+    output_dir: str = _field("runs", "Where runs, TensorBoard logs and tickets are written.")
+    strategy: str = _field("default", "default, mirrored, multi_worker or tpu.")
+    tpu: str = _field("", "TPU name or address for --strategy=tpu.")
+    smoke: bool = _field(False, "Shrink the run to seconds (tiny data, few iterations) for tests.")
+
+
+def _check(condition, flag, value, requirement):
+    if not condition:
+        raise ValueError(f"--{flag}={value!r}: {requirement}")
+
+
+def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
+    """Raises ValueError naming the first bad flag; called before any training."""
+    if models:
+        _check(config.model in models, "model", config.model, f"must be one of {sorted(models)}")
+    if datasets:
+        _check(config.dataset in datasets, "dataset", config.dataset, f"must be one of {sorted(datasets)}")
+    for name in ("prune_rate", "conv_prune_rate", "output_prune_rate"):
+        value = getattr(config, name)
+        if value is not None:
+            _check(0.0 <= value < 1.0, name, value, "must be in [0, 1)")
+    _check(config.prune_iters >= 0, "prune_iters", config.prune_iters, "must be >= 0")
+    _check(config.scope in SCOPES, "scope", config.scope, f"must be one of {list(SCOPES)}")
+    _check(config.control in CONTROLS, "control", config.control, f"must be one of {list(CONTROLS)}")
+    _check(config.optimizer in OPTIMIZERS, "optimizer", config.optimizer, f"must be one of {list(OPTIMIZERS)}")
+    _check(config.strategy in STRATEGIES, "strategy", config.strategy, f"must be one of {list(STRATEGIES)}")
+    _check(config.strategy != "tpu" or config.tpu, "tpu", config.tpu, "--strategy=tpu needs --tpu")
+    for name in ("iterations", "batch_size", "eval_every", "replicates"):
+        _check(getattr(config, name) >= 1, name, getattr(config, name), "must be >= 1")
+    _check(config.learning_rate > 0, "learning_rate", config.learning_rate, "must be > 0")
+    _check(
+        config.iterations % config.eval_every == 0, "eval_every", config.eval_every,
+        f"must divide --iterations={config.iterations}",
+    )
+    _check(
+        0 <= config.rewind_step < config.iterations, "rewind_step", config.rewind_step,
+        f"must be in [0, --iterations={config.iterations})",
+    )
+    _check(
+        config.rewind_step % config.eval_every == 0, "rewind_step", config.rewind_step,
+        f"must be a multiple of --eval_every={config.eval_every}",
+    )
+    _check(0 <= config.warmup <= config.iterations, "warmup", config.warmup, "must be in [0, iterations]")
+    _check(config.weight_decay >= 0, "weight_decay", config.weight_decay, "must be >= 0")
+    _check(0 <= config.dropout < 1, "dropout", config.dropout, "must be in [0, 1)")
+    _check(config.validation_size >= 1, "validation_size", config.validation_size, "must be >= 1")
+    _check(config.seed >= 0, "seed", config.seed, "must be >= 0")
+    _check(all(d > 0 for d in config.lr_drops), "lr_drops", config.lr_drops, "must be positive iterations")
+    _check(not (config.one_shot and config.control != "none"), "one_shot", config.one_shot,
+           "controls retrain the saved masks; run them without --one_shot")
+
+
+def _define(name, default, kind, help_text, flag_values):
+    if kind is bool:
+        flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+    elif kind is int:
+        flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+    elif kind is float:
+        flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+    elif kind is str:
+        flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+    elif kind == Tuple[int, ...]:
+        flags.DEFINE_list(name, [str(d) for d in default], help_text, flag_values=flag_values)
+    else:
+        raise TypeError(f"no flag type for config field {name}: {kind}")
+
+
+def flags_from_config(defaults: ExperimentConfig, flag_values=flags.FLAGS) -> None:
+    """Defines one absl flag per config field, defaulting to `defaults`."""
+    hints = typing.get_type_hints(ExperimentConfig)
+    for field in dataclasses.fields(ExperimentConfig):
+        kind = hints[field.name]
+        if typing.get_origin(kind) is typing.Union:  # Optional[X]
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        _define(field.name, getattr(defaults, field.name), kind, field.metadata["help"], flag_values)
+
+
+def config_from_flags(flag_values=flags.FLAGS) -> ExperimentConfig:
+    """The config the parsed flags describe."""
+    values = {}
+    for field in dataclasses.fields(ExperimentConfig):
+        value = flag_values[field.name].value
+        if field.name == "lr_drops":
+            try:
+                value = tuple(int(v) for v in value)
+            except ValueError as e:
+                raise ValueError(f"--lr_drops={','.join(value)}: must be integers") from e
+        values[field.name] = value
+    return ExperimentConfig(**values)

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo test fashion-mnist
+.PHONY: install demo lint test fashion-mnist
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +25,9 @@ DEMO_FLAGS ?= --dataset=fashion_mnist --prune_iters=4 --iterations=3000
 demo: install fashion-mnist
 	$(PY) -m experiments.lenet $(DEMO_FLAGS) --output_dir=runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check lth_keras experiments tests
+	$(VENV)/bin/ruff format --check lth_keras experiments tests
+
+test: lint
 	$(PY) -m pytest -q tests

@@ -22,6 +22,6 @@ setuptools.setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis"],
+        "test": ["pytest>=7", "hypothesis", "ruff"],
     },
 )

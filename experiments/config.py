@@ -25,7 +25,9 @@ def _field(default, help_text):
 class ExperimentConfig:
     model: str = _field("lenet", "Network: lenet, conv2, conv4, conv6, vgg16, vgg19, resnet18, resnet20.")
     dataset: str = _field("fashion_mnist", "mnist, fashion_mnist, cifar10, mnist1d or synthetic (generated).")
-    data_dir: Optional[str] = _field(None, "IDX directory or TFDS data dir; default: Debian's or TFDS_DATA_DIR.")
+    data_dir: Optional[str] = _field(
+        None, "IDX directory or TFDS data dir; default: Debian's or TFDS_DATA_DIR."
+    )
     prune_iters: int = _field(20, "Pruning rounds; the run trains prune_iters + 1 rounds.")
     prune_rate: float = _field(0.2, "Fraction of surviving fc weights pruned per round.")
     conv_prune_rate: Optional[float] = _field(None, "Rate for conv layers; default prune_rate.")
@@ -71,22 +73,30 @@ def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
     _check(config.prune_iters >= 0, "prune_iters", config.prune_iters, "must be >= 0")
     _check(config.scope in SCOPES, "scope", config.scope, f"must be one of {list(SCOPES)}")
     _check(config.control in CONTROLS, "control", config.control, f"must be one of {list(CONTROLS)}")
-    _check(config.optimizer in OPTIMIZERS, "optimizer", config.optimizer, f"must be one of {list(OPTIMIZERS)}")
+    _check(
+        config.optimizer in OPTIMIZERS, "optimizer", config.optimizer, f"must be one of {list(OPTIMIZERS)}"
+    )
     _check(config.strategy in STRATEGIES, "strategy", config.strategy, f"must be one of {list(STRATEGIES)}")
     _check(config.strategy != "tpu" or config.tpu, "tpu", config.tpu, "--strategy=tpu needs --tpu")
     for name in ("iterations", "batch_size", "eval_every", "replicates"):
         _check(getattr(config, name) >= 1, name, getattr(config, name), "must be >= 1")
     _check(config.learning_rate > 0, "learning_rate", config.learning_rate, "must be > 0")
     _check(
-        config.iterations % config.eval_every == 0, "eval_every", config.eval_every,
+        config.iterations % config.eval_every == 0,
+        "eval_every",
+        config.eval_every,
         f"must divide --iterations={config.iterations}",
     )
     _check(
-        0 <= config.rewind_step < config.iterations, "rewind_step", config.rewind_step,
+        0 <= config.rewind_step < config.iterations,
+        "rewind_step",
+        config.rewind_step,
         f"must be in [0, --iterations={config.iterations})",
     )
     _check(
-        config.rewind_step % config.eval_every == 0, "rewind_step", config.rewind_step,
+        config.rewind_step % config.eval_every == 0,
+        "rewind_step",
+        config.rewind_step,
         f"must be a multiple of --eval_every={config.eval_every}",
     )
     _check(0 <= config.warmup <= config.iterations, "warmup", config.warmup, "must be in [0, iterations]")
@@ -95,8 +105,12 @@ def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
     _check(config.validation_size >= 1, "validation_size", config.validation_size, "must be >= 1")
     _check(config.seed >= 0, "seed", config.seed, "must be >= 0")
     _check(all(d > 0 for d in config.lr_drops), "lr_drops", config.lr_drops, "must be positive iterations")
-    _check(not (config.one_shot and config.control != "none"), "one_shot", config.one_shot,
-           "controls retrain the saved masks; run them without --one_shot")
+    _check(
+        not (config.one_shot and config.control != "none"),
+        "one_shot",
+        config.one_shot,
+        "controls retrain the saved masks; run them without --one_shot",
+    )
 
 
 def _define(name, default, kind, help_text, flag_values):

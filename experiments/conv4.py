@@ -1,6 +1,6 @@
 """Conv-4 on CIFAR-10 (Frankle & Carbin 2019): Conv-2's recipe, 25K iterations, Adam 3e-4.
 
-    python -m experiments.conv4 --prune_iters=20
+python -m experiments.conv4 --prune_iters=20
 """
 
 import dataclasses

@@ -9,7 +9,9 @@ import dataclasses
 from experiments import runner
 from experiments.conv2 import DEFAULTS as CONV2_DEFAULTS
 
-DEFAULTS = dataclasses.replace(CONV2_DEFAULTS, model="conv6", iterations=30000, learning_rate=3e-4, conv_prune_rate=0.15)
+DEFAULTS = dataclasses.replace(
+    CONV2_DEFAULTS, model="conv6", iterations=30000, learning_rate=3e-4, conv_prune_rate=0.15
+)
 
 if __name__ == "__main__":
     runner.main(DEFAULTS)

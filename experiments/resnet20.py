@@ -9,9 +9,20 @@ from experiments import runner
 from experiments.config import ExperimentConfig
 
 DEFAULTS = ExperimentConfig(
-    model="resnet20", dataset="cifar10", iterations=62500, batch_size=128,
-    optimizer="sgd", learning_rate=0.1, lr_drops=(31250, 46875), weight_decay=1e-4, augment=True,
-    rewind_step=500, prune_rate=0.0, output_prune_rate=0.0, conv_prune_rate=0.2, scope="global",
+    model="resnet20",
+    dataset="cifar10",
+    iterations=62500,
+    batch_size=128,
+    optimizer="sgd",
+    learning_rate=0.1,
+    lr_drops=(31250, 46875),
+    weight_decay=1e-4,
+    augment=True,
+    rewind_step=500,
+    prune_rate=0.0,
+    output_prune_rate=0.0,
+    conv_prune_rate=0.2,
+    scope="global",
 )
 
 if __name__ == "__main__":

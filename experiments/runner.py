@@ -9,11 +9,12 @@ import inspect
 import json
 import os
 import sys
+import tempfile
 from typing import Any, Dict, List
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import app
 
 import lth_keras
 from experiments import config as config_lib
@@ -22,7 +23,9 @@ from lth_keras import datasets, models
 
 keras = lth_keras.keras
 
-SMOKE = dict(iterations=10, eval_every=5, batch_size=16, validation_size=64, rewind_step=0, warmup=0, lr_drops=())
+SMOKE = dict(
+    iterations=10, eval_every=5, batch_size=16, validation_size=64, rewind_step=0, warmup=0, lr_drops=()
+)
 SMOKE_EXAMPLES = {"train": 256, "validation": 64, "test": 64}
 
 
@@ -55,6 +58,17 @@ def make_strategy(config) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def is_chief(strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    if not cluster or resolver.task_type in (None, "chief"):
+        return True
+    return "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0
+
+
 def synthetic_splits(input_shape, num_classes=10, seed=0) -> datasets.Splits:
     """Generated, learnable data of a given shape: only when --dataset=synthetic asks for it."""
     rng = np.random.default_rng(seed)
@@ -66,8 +80,11 @@ def synthetic_splits(input_shape, num_classes=10, seed=0) -> datasets.Splits:
         return x, y.astype(np.int64)
 
     return datasets.Splits(
-        train=split(1024), validation=split(256), test=split(256),
-        num_classes=num_classes, input_shape=tuple(input_shape),
+        train=split(1024),
+        validation=split(256),
+        test=split(256),
+        num_classes=num_classes,
+        input_shape=tuple(input_shape),
     )
 
 
@@ -190,8 +207,9 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
 
 def _fit_rounds(config, splits, model, callback, rounds):
     rounds_epochs = config.iterations // config.eval_every
-    train = datasets.make_pipeline(*splits.train, config.batch_size, training=True, seed=config.seed,
-                                   augment=config.augment).repeat()
+    train = datasets.make_pipeline(
+        *splits.train, config.batch_size, training=True, seed=config.seed, augment=config.augment
+    ).repeat()
     validation = datasets.make_pipeline(*splits.validation, 1000, training=False)
     callback.test_data = datasets.make_pipeline(*splits.test, 1000, training=False)
     model.fit(
@@ -251,8 +269,12 @@ def run_control(config, splits, strategy, run_dir, ticket_run_dir, seed) -> List
             else:
                 lth_keras.random_prune(model, ticket.theta_0, seed=seed + 1 + record["round"], masks=masks)
             _compile(model, config)
-        callback = RoundLogger(run_dir, round_offset=record["round"],
-                               epochs_per_round=config.iterations // config.eval_every, verbose=1)
+        callback = RoundLogger(
+            run_dir,
+            round_offset=record["round"],
+            epochs_per_round=config.iterations // config.eval_every,
+            verbose=1,
+        )
         _fit_rounds(config, splits, model, callback, 1)
         records.extend(callback.rounds)
     return records
@@ -266,7 +288,10 @@ def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str =
     if config.smoke:
         splits = shrink(splits)
     strategy = make_strategy(config)
-    experiment_dir = layout.experiment_dir(config)
+    if is_chief(strategy):
+        experiment_dir = layout.experiment_dir(config)
+    else:  # other workers train in lockstep but their files are thrown away
+        experiment_dir = tempfile.mkdtemp(prefix="lth_keras_worker_")
     lth_keras.storage.save_json(layout.config_file(experiment_dir), dataclasses.asdict(config))
     results = {}
     for replicate in range(config.replicates):
@@ -284,7 +309,8 @@ def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str =
         if config.control == "none":
             results[replicate] = run_ticket(config, splits, strategy, run_dir, seed)
         else:
-            ticket_run = layout.run_dir(experiment_dir, "none", replicate)
+            # Read the ticket from the shared experiment directory, also on non-chief workers.
+            ticket_run = layout.run_dir(layout.experiment_dir(config), "none", replicate)
             results[replicate] = run_control(config, splits, strategy, run_dir, ticket_run, seed)
         print(f"replicate {replicate} ({config.control if config.control != 'none' else 'ticket'}):")
         print(lth_keras.format_rounds_table(results[replicate], accuracy_key="test_accuracy"))

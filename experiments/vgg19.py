@@ -10,8 +10,15 @@ import dataclasses
 from experiments import runner
 from experiments.resnet18 import DEFAULTS as RESNET18_DEFAULTS
 
-DEFAULTS = dataclasses.replace(RESNET18_DEFAULTS, model="vgg19", iterations=112000, batch_size=64, learning_rate=0.1, warmup=10000,
-    lr_drops=(56240, 84360))
+DEFAULTS = dataclasses.replace(
+    RESNET18_DEFAULTS,
+    model="vgg19",
+    iterations=112000,
+    batch_size=64,
+    learning_rate=0.1,
+    warmup=10000,
+    lr_drops=(56240, 84360),
+)
 
 if __name__ == "__main__":
     runner.main(DEFAULTS)

@@ -223,9 +223,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         state = [(v, v.numpy()) for m in self.model.metrics for v in m.variables]
         data = self.validation_data if data is None else data
         if isinstance(data, (tuple, list)):
-            results = self.model.evaluate(
-                *data, batch_size=self.eval_batch_size, verbose=0, return_dict=True
-            )
+            results = self.model.evaluate(*data, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
         else:
             results = self.model.evaluate(data, verbose=0, return_dict=True)
         for variable, value in state:

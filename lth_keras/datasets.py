@@ -229,7 +229,8 @@ def load_dataset(
             tried.append(str(e))
     else:
         raise DatasetUnavailableError(
-            f"dataset {name!r} is not available. Tried:\n  - " + "\n  - ".join(tried)
+            f"dataset {name!r} is not available. Tried:\n  - "
+            + "\n  - ".join(tried)
             + f"\nTo provide it: {_how_to_provide(name)}."
         )
     (x, y), (x_test, y_test) = [(_as_float_inputs(a), b.astype(np.int64)) for a, b in (train, test)]

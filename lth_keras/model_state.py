@@ -187,6 +187,9 @@ class OptimizerReset:
     def reset(self, iterations: int) -> None:
         """Puts every slot back to its initial value and the step counter at `iterations`."""
         for variable, initial in self._initial.values():
-            variable.assign(tf.fill(variable.shape, tf.constant(initial, variable.dtype))
-                            if np.ndim(initial) == 0 else initial)
+            variable.assign(
+                tf.fill(variable.shape, tf.constant(initial, variable.dtype))
+                if np.ndim(initial) == 0
+                else initial
+            )
         self.optimizer.iterations.assign(iterations)

@@ -54,8 +54,16 @@ def _dense(x, units: int, name: str, seed: int, activation=None):
     )(x)
 
 
-def _conv(x, filters: int, name: str, seed: int, batch_norm: bool, relu: bool = True,
-          kernel_size: int = 3, strides: int = 1):
+def _conv(
+    x,
+    filters: int,
+    name: str,
+    seed: int,
+    batch_norm: bool,
+    relu: bool = True,
+    kernel_size: int = 3,
+    strides: int = 1,
+):
     """Conv2D ('same' padding); with `batch_norm`: no bias, then BN `<name>_bn`, then ReLU."""
     x = keras.layers.Conv2D(
         filters,
@@ -80,8 +88,7 @@ def _classifier(x, hidden: Sequence[int], num_classes: int, seed: int, dropout: 
     for i, units in enumerate(hidden, start=1):
         x = _dense(x, units, f"fc{i}", seed, activation="relu")
         if dropout:
-            x = keras.layers.Dropout(dropout, seed=_layer_seed(seed, f"dropout{i}"),
-                                     name=f"dropout{i}")(x)
+            x = keras.layers.Dropout(dropout, seed=_layer_seed(seed, f"dropout{i}"), name=f"dropout{i}")(x)
     return _dense(x, num_classes, "output", seed)
 
 
@@ -108,20 +115,35 @@ def _conv_net(stages: int, input_shape, num_classes, seed, dropout, name):
     return keras.Model(inputs, outputs, name=name)
 
 
-def conv2(input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0,
-          dropout: float = 0.0, name: str = "conv2"):
+def conv2(
+    input_shape: Sequence[int] = CIFAR_SHAPE,
+    num_classes: int = 10,
+    seed: int = 0,
+    dropout: float = 0.0,
+    name: str = "conv2",
+):
     """Conv-2: conv 64, 64, pool; fc 256, 256, output. 4,300,992 weights (paper: 4.3M)."""
     return _conv_net(1, input_shape, num_classes, seed, dropout, name)
 
 
-def conv4(input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0,
-          dropout: float = 0.0, name: str = "conv4"):
+def conv4(
+    input_shape: Sequence[int] = CIFAR_SHAPE,
+    num_classes: int = 10,
+    seed: int = 0,
+    dropout: float = 0.0,
+    name: str = "conv4",
+):
     """Conv-4: Conv-2 plus conv 128, 128, pool. 2,425,024 weights (paper: 2.4M)."""
     return _conv_net(2, input_shape, num_classes, seed, dropout, name)
 
 
-def conv6(input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0,
-          dropout: float = 0.0, name: str = "conv6"):
+def conv6(
+    input_shape: Sequence[int] = CIFAR_SHAPE,
+    num_classes: int = 10,
+    seed: int = 0,
+    dropout: float = 0.0,
+    name: str = "conv6",
+):
     """Conv-6: Conv-4 plus conv 256, 256, pool.
 
     Built as described (3x3 'same' convs, three 2x2 pools, fc 256-256-10) it has
@@ -154,14 +176,16 @@ def _vgg(depth: int, input_shape, num_classes, seed, name):
     return keras.Model(inputs, outputs, name=name)
 
 
-def vgg16(input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0,
-          name: str = "vgg16"):
+def vgg16(
+    input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0, name: str = "vgg16"
+):
     """VGG-16 for CIFAR (2,2,3,3,3 convs per stage, BN after each). 14,715,584 weights."""
     return _vgg(16, input_shape, num_classes, seed, name)
 
 
-def vgg19(input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0,
-          name: str = "vgg19"):
+def vgg19(
+    input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0, name: str = "vgg19"
+):
     """VGG-19 for CIFAR (2,2,4,4,4 convs per stage, BN after each). 20,024,000 weights (20.0M)."""
     return _vgg(19, input_shape, num_classes, seed, name)
 
@@ -173,8 +197,9 @@ def _residual_block(x, filters: int, strides: int, name: str, seed: int):
     """conv-BN-ReLU, conv-BN, plus the input (through a 1x1 conv-BN if the shape changes), ReLU."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv(x, filters, f"{name}_shortcut", seed, batch_norm=True, relu=False,
-                         kernel_size=1, strides=strides)
+        shortcut = _conv(
+            x, filters, f"{name}_shortcut", seed, batch_norm=True, relu=False, kernel_size=1, strides=strides
+        )
     y = _conv(x, filters, f"{name}_conv1", seed, batch_norm=True, strides=strides)
     y = _conv(y, filters, f"{name}_conv2", seed, batch_norm=True, relu=False)
     x = keras.layers.Add(name=f"{name}_add")([y, shortcut])
@@ -204,21 +229,22 @@ def resnet_cifar(
     for stage in range(3):
         for block in range(blocks):
             strides = 2 if stage and not block else 1
-            x = _residual_block(x, width * 2**stage, strides, f"stage{stage + 1}_block{block + 1}",
-                                seed)
+            x = _residual_block(x, width * 2**stage, strides, f"stage{stage + 1}_block{block + 1}", seed)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     outputs = _dense(x, num_classes, "output", seed)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
 
 
-def resnet20(input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0,
-             name: str = "resnet20"):
+def resnet20(
+    input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0, name: str = "resnet20"
+):
     """ResNet-20 for CIFAR (the rewinding papers' name). 270,896 weights."""
     return resnet_cifar(20, 16, input_shape, num_classes, seed, name)
 
 
-def resnet18(input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0,
-             name: str = "resnet18"):
+def resnet18(
+    input_shape: Sequence[int] = CIFAR_SHAPE, num_classes: int = 10, seed: int = 0, name: str = "resnet18"
+):
     """The lottery-ticket paper's "ResNet-18": the same network as `resnet20` (paper: 274K)."""
     return resnet_cifar(20, 16, input_shape, num_classes, seed, name)
 

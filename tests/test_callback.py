@@ -33,7 +33,9 @@ def _train(rounds=3, rate=0.2, compile_kwargs=None, callback_kwargs=None, optimi
     ticket = lth_keras.LotteryTicketCallback(**kwargs)
     probe = StateProbe()
     x, y = dense_data()
-    model.fit(x, y, batch_size=32, epochs=rounds * kwargs["epochs_per_round"], callbacks=[ticket, probe], verbose=0)
+    model.fit(
+        x, y, batch_size=32, epochs=rounds * kwargs["epochs_per_round"], callbacks=[ticket, probe], verbose=0
+    )
     return model, ticket, probe
 
 
@@ -136,7 +138,9 @@ def test_global_scope_pools_layers_of_the_same_rate():
 
 
 def test_global_threshold_is_shared():
-    model = lth_keras.prune_for_lottery(conv_model(), pruning_rate=0.5, output_pruning_rate=0.0, scope="global")
+    model = lth_keras.prune_for_lottery(
+        conv_model(), pruning_rate=0.5, output_pruning_rate=0.0, scope="global"
+    )
     compile_model(model)
     x, y = conv_data()
     ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, verbose=0)
@@ -185,7 +189,9 @@ def test_steps_per_round_cuts_rounds_inside_epochs():
     assert [r["round"] for r in ticket.rounds] == [0, 1, 2, 3]
     assert all(r["steps"] == 4 for r in ticket.rounds)
     sizes = {k: w.shape.num_elements() for k, (w, _) in masked_variables(model).items()}
-    assert int(lth_keras.get_masks(model)["fc1/kernel"].sum()) == expected_remaining(sizes["fc1/kernel"], 0.2, 3)
+    assert int(lth_keras.get_masks(model)["fc1/kernel"].sum()) == expected_remaining(
+        sizes["fc1/kernel"], 0.2, 3
+    )
 
 
 def test_early_stop_step_is_the_step_of_minimum_validation_loss():
@@ -201,7 +207,9 @@ def test_early_stop_step_is_the_step_of_minimum_validation_loss():
                 seen.append((self._round, self._round_steps, result["val_loss"]))
             return result
 
-    ticket = Recorder(epochs_per_round=2, eval_every_steps=4, validation_data=(xv, yv), test_data=(xv, yv), verbose=0)
+    ticket = Recorder(
+        epochs_per_round=2, eval_every_steps=4, validation_data=(xv, yv), test_data=(xv, yv), verbose=0
+    )
     model.fit(x, y, batch_size=32, epochs=4, callbacks=[ticket], verbose=0)
     for record in ticket.rounds:
         evaluations = [(step, loss) for r, step, loss in seen if r == record["round"] and step % 4 == 0]
@@ -316,7 +324,9 @@ def test_learning_rate_schedule_replays_from_the_rewind_step():
     model = compile_model(lth_keras.prune_for_lottery(dense_model()), optimizer=optimizer)
     used = []  # (step, learning rate the optimizer applied at that step)
     record = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda b, l: used.append((int(optimizer.iterations), float(optimizer.learning_rate)))
+        on_train_batch_end=lambda b, l: used.append(
+            (int(optimizer.iterations), float(optimizer.learning_rate))
+        )
     )
     ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, rewind_step=4, verbose=0)
     model.fit(*dense_data(), batch_size=32, epochs=2, callbacks=[ticket, record], verbose=0)

@@ -39,7 +39,9 @@ def test_reinit_keeps_the_mask_and_redraws_survivors(ticket_model):
 
 def test_reinit_draws_from_each_layers_own_initializer(ticket_model):
     model, _ = ticket_model
-    lth_keras.reinit(model, seed=11, masks={k: np.ones_like(m) for k, m in lth_keras.get_masks(model).items()})
+    lth_keras.reinit(
+        model, seed=11, masks={k: np.ones_like(m) for k, m in lth_keras.get_masks(model).items()}
+    )
     for key, weight in _kernels(model).items():
         fan_in, fan_out = weight.shape
         expected_std = np.sqrt(2.0 / (fan_in + fan_out))  # Glorot normal (truncated at 2 sd)

@@ -12,7 +12,9 @@ from lth_keras import datasets
 
 def write_idx(path, array):
     codes = {np.dtype(np.uint8): 0x08}
-    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(
+        struct.pack(">I", d) for d in array.shape
+    )
     data = header + array.tobytes()
     if str(path).endswith(".gz"):
         data = gzip.compress(data)
@@ -80,7 +82,7 @@ def test_hold_out_is_a_seeded_partition():
 def test_load_dataset_reads_an_idx_directory(tmp_path, name):
     write_dataset(tmp_path)
     splits = datasets.load_dataset(name, data_dir=str(tmp_path), validation_size=20, seed=3)
-    (x, y), (xv, yv), (xt, yt) = splits.train, splits.validation, splits.test
+    (x, y), (xv, yv), (xt, _) = splits.train, splits.validation, splits.test
     assert x.shape == (100, 28, 28, 1) and xv.shape == (20, 28, 28, 1) and xt.shape == (40, 28, 28, 1)
     assert splits.input_shape == (28, 28, 1) and splits.num_classes == 10
     assert x.dtype == np.float32 and y.dtype == np.int64 and 0.0 <= x.min() and x.max() == 1.0
@@ -115,7 +117,7 @@ def test_validation_split_sizes(tmp_path):
 def test_mnist1d_is_generated_locally_and_deterministically():
     numpy_state = np.random.get_state()[1].copy()
     first = datasets.load_dataset("mnist1d", validation_size=500, seed=1)
-    (x, y), (xv, yv), (xt, yt) = first.train, first.validation, first.test
+    (x, y), (xv, _), (xt, yt) = first.train, first.validation, first.test
     assert x.shape == (3500, 40) and xv.shape == (500, 40) and xt.shape == (1000, 40)
     assert first.input_shape == (40,) and first.num_classes == 10
     assert x.dtype == np.float32 and y.dtype == np.int64
@@ -170,7 +172,9 @@ def prepare_tiny_tfds(tfds, builder_class, data_dir, n_train=12, n_test=5):
                 example = {"image": image, "label": i % 10}
                 yield i, dict(example, id=str(i)) if "id" in features else example
 
-    Tiny(data_dir=str(data_dir)).download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    Tiny(data_dir=str(data_dir)).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
 
 
 @pytest.mark.parametrize("name, shape", [("cifar10", (32, 32, 3)), ("mnist", (28, 28, 1))])
@@ -181,7 +185,9 @@ def test_a_prepared_tfds_dataset_is_read_and_scaled(tmp_path, monkeypatch, name,
     splits = datasets.load_dataset(name, data_dir=str(tmp_path), validation_size=2)
     assert splits.train[0].shape == (10, *shape) and splits.test[0].shape == (5, *shape)
     assert splits.input_shape == shape and splits.num_classes == 10
-    assert splits.train[0].dtype == np.float32 and 0.0 <= splits.train[0].min() <= splits.train[0].max() <= 1.0
+    assert (
+        splits.train[0].dtype == np.float32 and 0.0 <= splits.train[0].min() <= splits.train[0].max() <= 1.0
+    )
     assert splits.train[1].dtype == np.int64
     np.testing.assert_array_equal(np.sort(splits.test[1]), np.sort(np.arange(5) % 10))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))  # read when loading, not at import

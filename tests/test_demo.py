@@ -2,12 +2,9 @@
 
 import os
 import re
-import subprocess
-import sys
 
+from tests.helpers.cli import ROOT, run_experiment, table_rows
 from tests.test_datasets import write_dataset
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_makefile_demo_runs_the_lenet_suite_on_fashion_mnist():
@@ -18,16 +15,20 @@ def test_makefile_demo_runs_the_lenet_suite_on_fashion_mnist():
 
 def test_demo_flags_print_the_round_table(tmp_path):
     write_dataset(tmp_path, n_train=5300, n_test=200)
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.lenet", "--dataset=fashion_mnist", f"--data_dir={tmp_path}",
-         "--prune_iters=2", "--iterations=20", "--eval_every=10", "--batch_size=100",
-         f"--output_dir={tmp_path / 'runs'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    result = run_experiment(
+        "lenet",
+        "--dataset=fashion_mnist",
+        f"--data_dir={tmp_path}",
+        "--prune_iters=2",
+        "--iterations=20",
+        "--eval_every=10",
+        "--batch_size=100",
+        f"--output_dir={tmp_path / 'runs'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = [l for l in result.stdout.splitlines() if l.startswith("|")]
-    assert lines[0].startswith("| round | weights remaining | test_accuracy")
-    rows = [[c.strip() for c in l.strip("|").split("|")] for l in lines[2:]]
+    assert "lenet: 266,200 prunable weights" in result.stdout
+    header, rows = table_rows(result.stdout)
+    assert header.startswith("| round | weights remaining | test_accuracy")
     assert [r[0] for r in rows] == ["0", "1", "2"]
     remaining = [float(r[1].rstrip("%")) for r in rows]
     assert remaining[0] == 100.0 and remaining[0] > remaining[1] > remaining[2]

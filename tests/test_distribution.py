@@ -15,7 +15,11 @@ HELPER = "tests.helpers.distributed_lottery"
 def _run(kind, out, env=None):
     return subprocess.Popen(
         [sys.executable, "-m", HELPER, kind, str(out)],
-        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -51,12 +55,16 @@ def _free_ports(count):
     return ports
 
 
+def _tf_configs(count):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(count)]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(count)]
+
+
 def test_multi_worker_workers_hold_identical_state(tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    processes = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        processes.append(_run("multi_worker", tmp_path / f"worker{index}.npz", {"TF_CONFIG": tf_config}))
+    processes = [
+        _run("multi_worker", tmp_path / f"worker{index}.npz", {"TF_CONFIG": tf_config})
+        for index, tf_config in enumerate(_tf_configs(2))
+    ]
     for process in processes:
         _finish(process)
     first, second = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
@@ -65,3 +73,35 @@ def test_multi_worker_workers_hold_identical_state(tmp_path):
     assert first.files == second.files
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+def test_suite_runs_multi_worker_and_only_the_chief_writes(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.lenet",
+        "--dataset=synthetic",
+        "--smoke",
+        "--prune_iters=1",
+        "--strategy=multi_worker",
+        f"--output_dir={tmp_path}",
+    ]
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "TF_CONFIG": tf_config},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tf_config in _tf_configs(2)
+    ]
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        outputs.append([l for l in out.splitlines() if l.startswith("|")])
+    assert outputs[0] and outputs[0] == outputs[1]  # same weights remaining and accuracies
+    assert os.listdir(tmp_path) == ["lenet_synthetic"]
+    assert os.path.exists(tmp_path / "lenet_synthetic" / "ticket" / "replicate_0" / "round_1" / "masks.npz")

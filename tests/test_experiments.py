@@ -5,8 +5,6 @@ import glob
 import importlib
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,9 +14,8 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from experiments import config as config_lib
 from experiments import layout, runner
-from tests.test_datasets import write_dataset
+from tests.helpers.cli import run_experiment
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUITES = ["lenet", "conv2", "conv4", "conv6", "vgg16", "vgg19", "resnet18", "resnet20"]
 
 
@@ -28,9 +25,19 @@ def _suite(name):
 
 def test_paper_defaults():
     lenet, conv6, resnet18, vgg19 = (_suite(n) for n in ("lenet", "conv6", "resnet18", "vgg19"))
-    assert (lenet.iterations, lenet.batch_size, lenet.optimizer, lenet.learning_rate) == (50000, 60, "adam", 1.2e-3)
+    assert (lenet.iterations, lenet.batch_size, lenet.optimizer, lenet.learning_rate) == (
+        50000,
+        60,
+        "adam",
+        1.2e-3,
+    )
     assert lenet.output_prune_rate is None and lenet.prune_rate == 0.2  # output at half rate
-    assert (conv6.conv_prune_rate, conv6.prune_rate, conv6.learning_rate, conv6.iterations) == (0.15, 0.2, 3e-4, 30000)
+    assert (conv6.conv_prune_rate, conv6.prune_rate, conv6.learning_rate, conv6.iterations) == (
+        0.15,
+        0.2,
+        3e-4,
+        30000,
+    )
     assert _suite("conv2").conv_prune_rate == _suite("conv4").conv_prune_rate == 0.1
     assert resnet18.scope == vgg19.scope == "global" and resnet18.conv_prune_rate == 0.2
     assert resnet18.lr_drops == (20000, 25000) and vgg19.warmup == 10000
@@ -47,9 +54,27 @@ def test_flags_are_generated_from_the_config():
         _suite("conv6"), prune_iters=3, lr_drops=(10, 20), conv_prune_rate=0.3, one_shot=True
     )
     names = {f.name for f in dataclasses.fields(config_lib.ExperimentConfig)}
-    for required in ("prune_iters", "prune_rate", "one_shot", "rewind_step", "control", "dataset", "data_dir",
-                     "iterations", "batch_size", "learning_rate", "warmup", "dropout", "seed", "replicates",
-                     "eval_every", "output_dir", "strategy", "tpu", "smoke"):
+    for required in (
+        "prune_iters",
+        "prune_rate",
+        "one_shot",
+        "rewind_step",
+        "control",
+        "dataset",
+        "data_dir",
+        "iterations",
+        "batch_size",
+        "learning_rate",
+        "warmup",
+        "dropout",
+        "seed",
+        "replicates",
+        "eval_every",
+        "output_dir",
+        "strategy",
+        "tpu",
+        "smoke",
+    ):
         assert required in names
 
 
@@ -88,8 +113,7 @@ def _scalars(run_dir):
             if tag.startswith("_hparams_/"):
                 values[tag] = [(e.step, None) for e in accumulator.Tensors(tag)]
                 continue
-            values[tag] = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
-                           for e in accumulator.Tensors(tag)]
+            values[tag] = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in accumulator.Tensors(tag)]
     return values
 
 
@@ -99,7 +123,12 @@ def test_every_suite_runs_with_smoke(suite, tmp_path):
     results = runner.train_and_evaluate(config, suite_dataset=_suite(suite).dataset)
     rounds = results[0]
     assert [r["round"] for r in rounds] == [0, 1, 2]
-    assert rounds[0]["weights_remaining"] == 1.0 > rounds[1]["weights_remaining"] > rounds[2]["weights_remaining"]
+    assert (
+        rounds[0]["weights_remaining"]
+        == 1.0
+        > rounds[1]["weights_remaining"]
+        > rounds[2]["weights_remaining"]
+    )
     experiment = layout.experiment_dir(runner.resolve(config))
     run = layout.run_dir(experiment, "none", 0)
     assert json.load(open(layout.config_file(experiment)))["model"] == suite
@@ -107,7 +136,9 @@ def test_every_suite_runs_with_smoke(suite, tmp_path):
         assert os.path.exists(os.path.join(layout.round_dir(run, r), "masks.npz"))
     scalars = _scalars(run)
     assert [step for step, _ in scalars["weights_remaining"]] == [0, 1, 2]
-    np.testing.assert_allclose([v for _, v in scalars["weights_remaining"]], [r["weights_remaining"] for r in rounds])
+    np.testing.assert_allclose(
+        [v for _, v in scalars["weights_remaining"]], [r["weights_remaining"] for r in rounds]
+    )
     assert "final/test_accuracy" in scalars and "final/val_loss" in scalars and "early_stop_step" in scalars
     assert any(tag.startswith("sparsity/") for tag in scalars)
     assert "_hparams_/session_start_info" in scalars  # the HParams plugin's record of this run
@@ -119,36 +150,22 @@ def test_controls_retrain_the_saved_masks(tmp_path):
     for control in ("reinit", "random_prune"):
         rounds = runner.train_and_evaluate(dataclasses.replace(base, control=control))[0]
         assert [r["round"] for r in rounds] == [r["round"] for r in ticket]
-        assert [r["weights_remaining"] for r in rounds] == pytest.approx([r["weights_remaining"] for r in ticket])
+        assert [r["weights_remaining"] for r in rounds] == pytest.approx(
+            [r["weights_remaining"] for r in ticket]
+        )
     with pytest.raises(ValueError, match="already holds results"):
         runner.train_and_evaluate(base)
 
 
 def test_a_control_without_a_ticket_says_what_to_run(tmp_path):
-    config = dataclasses.replace(_suite("lenet"), dataset="synthetic", smoke=True, output_dir=str(tmp_path),
-                                 control="reinit")
+    config = dataclasses.replace(
+        _suite("lenet"), dataset="synthetic", smoke=True, output_dir=str(tmp_path), control="reinit"
+    )
     with pytest.raises(FileNotFoundError, match="--control=none"):
         runner.train_and_evaluate(config)
 
 
-def test_lenet_on_an_idx_directory_from_the_command_line(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    write_dataset(data, n_train=400, n_test=100)
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.lenet", "--dataset=fashion_mnist", f"--data_dir={data}", "--smoke",
-         "--prune_iters=1", f"--output_dir={tmp_path / 'runs'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| round | weights remaining | test_accuracy" in result.stdout
-    assert "266,200 prunable weights" in result.stdout
-
-
 def test_bad_flag_on_the_command_line_exits_with_its_name(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.conv6", "--prune_rate=1.5", f"--output_dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    result = run_experiment("conv6", "--prune_rate=1.5", f"--output_dir={tmp_path}", timeout=300)
     assert result.returncode == 2
     assert "--prune_rate=1.5" in result.stderr

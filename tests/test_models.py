@@ -28,10 +28,15 @@ def _conv3x3(cin, cout):
 
 # Conv-6 built as described; the paper's Figure 2 says 1.7M.
 CONV6_WEIGHTS = (
-    _conv3x3(3, 64) + _conv3x3(64, 64)
-    + _conv3x3(64, 128) + _conv3x3(128, 128)
-    + _conv3x3(128, 256) + _conv3x3(256, 256)
-    + (32 // 8) * (32 // 8) * 256 * 256 + 256 * 256 + 256 * 10
+    _conv3x3(3, 64)
+    + _conv3x3(64, 64)
+    + _conv3x3(64, 128)
+    + _conv3x3(128, 128)
+    + _conv3x3(128, 256)
+    + _conv3x3(256, 256)
+    + (32 // 8) * (32 // 8) * 256 * 256
+    + 256 * 256
+    + 256 * 10
 )
 
 
@@ -90,8 +95,12 @@ def test_exact_weight_counts():
     stages = (
         _conv3x3(3, 16)
         + 6 * _conv3x3(16, 16)
-        + _conv3x3(16, 32) + 5 * _conv3x3(32, 32) + 16 * 32
-        + _conv3x3(32, 64) + 5 * _conv3x3(64, 64) + 32 * 64
+        + _conv3x3(16, 32)
+        + 5 * _conv3x3(32, 32)
+        + 16 * 32
+        + _conv3x3(32, 64)
+        + 5 * _conv3x3(64, 64)
+        + 32 * 64
     )
     assert resnet20 == stages + 64 * 10
 
@@ -99,8 +108,11 @@ def test_exact_weight_counts():
 def test_count_skips_biases_and_batch_norm_and_sees_through_wrappers():
     model = models.resnet_cifar(8)
     biases = 10  # only the output layer has a bias; convolutions are followed by batch norm
-    batch_norm = 4 * sum(layer.weights[0].shape[0] for layer in model.layers
-                         if isinstance(layer, keras.layers.BatchNormalization))
+    batch_norm = 4 * sum(
+        layer.weights[0].shape[0]
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
     assert models.prunable_weight_count(model) == model.count_params() - biases - batch_norm
     lenet = models.lenet_300_100()
     wrapped = lth_keras.prune_for_lottery(lenet, pruning_rate=0.2)
@@ -142,8 +154,7 @@ def test_vgg_and_resnet_layout():
     vgg16 = models.vgg16(input_shape=(16, 16, 3))
     convs = [layer for layer in vgg16.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.name for c in convs] == [f"conv{i}" for i in range(1, 14)]
-    assert all(isinstance(vgg16.get_layer(f"{c.name}_bn"), keras.layers.BatchNormalization)
-               for c in convs)
+    assert all(isinstance(vgg16.get_layer(f"{c.name}_bn"), keras.layers.BatchNormalization) for c in convs)
     assert models.prunable_weight_count(vgg16) == 14_715_584
 
     resnet = models.resnet_cifar(14, width=8, input_shape=(8, 8, 3), num_classes=4)

@@ -25,7 +25,10 @@ def test_wraps_prunable_layers_with_default_rates():
 
 def test_conv_rate_output_rate_overrides_and_exclusion():
     model = lth_keras.prune_for_lottery(
-        conv_model(), pruning_rate=0.2, conv_pruning_rate=0.1, output_pruning_rate=0.05,
+        conv_model(),
+        pruning_rate=0.2,
+        conv_pruning_rate=0.1,
+        output_pruning_rate=0.05,
         layer_pruning_rates={"conv2": 0.15},
     )
     assert _rates(model) == {"conv1": 0.1, "conv2": 0.15, "fc": 0.2, "out": 0.05}
@@ -158,7 +161,9 @@ def test_model_save_and_load_keep_masks(tmp_path, filename):
     assert _rates(loaded) == _rates(model)
     for key, mask in lth_keras.get_masks(model).items():
         np.testing.assert_array_equal(lth_keras.get_masks(loaded)[key], mask)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
     # The loaded model keeps training with its masks.
     loaded.fit(x, y, epochs=1, verbose=0)
     for key, weight in lth_keras.get_effective_weights(loaded).items():

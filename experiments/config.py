@@ -6,6 +6,8 @@ so a flag is never written twice.
 """
 
 import dataclasses
+import hashlib
+import json
 import typing
 from typing import Optional, Tuple
 
@@ -53,6 +55,46 @@ class ExperimentConfig:
     strategy: str = _field("default", "default, mirrored, multi_worker or tpu.")
     tpu: str = _field("", "TPU name or address for --strategy=tpu.")
     smoke: bool = _field(False, "Shrink the run to seconds (tiny data, few iterations) for tests.")
+    checkpoint_every: int = _field(1000, "Checkpoint every this many iterations (a multiple of eval_every).")
+    deterministic: bool = _field(
+        False, "Deterministic TensorFlow ops: a resumed run equals an uninterrupted one."
+    )
+    overwrite: bool = _field(
+        False, "Delete this experiment's stored results (or this control's) and start anew."
+    )
+
+
+# Settings that do not change what a run computes: they stay out of the experiment's name,
+# so raising --prune_iters or --replicates continues the same experiment.
+NOT_IN_NAME = (
+    "prune_iters",
+    "replicates",
+    "control",
+    "output_dir",
+    "data_dir",
+    "strategy",
+    "tpu",
+    "checkpoint_every",
+    "deterministic",
+    "overwrite",
+)
+
+
+def result_settings(config: "ExperimentConfig") -> dict:
+    """The settings that define what an experiment computes, as JSON-able values."""
+    values = dataclasses.asdict(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if k not in NOT_IN_NAME}
+
+
+def config_hash(config: "ExperimentConfig") -> str:
+    """A stable 10-hex-digit hash of the settings that differ from the field defaults.
+
+    Adding a field with a default leaves every existing hash (and run directory) valid.
+    """
+    defaults = result_settings(ExperimentConfig())
+    changed = {k: v for k, v in result_settings(config).items() if v != defaults[k]}
+    text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _check(condition, flag, value, requirement):

@@ -1,30 +1,52 @@
 """The one module that knows where an experiment's files go.
 
-    <output_dir>/<model>_<dataset>/config.json
-    <output_dir>/<model>_<dataset>/<branch>/replicate_<i>/tensorboard/
-    <output_dir>/<model>_<dataset>/<branch>/replicate_<i>/round_<n>/{masks.npz,metrics.json}
-    <output_dir>/<model>_<dataset>/<branch>/replicate_<i>/ticket/{masks,theta_0,theta_k}.npz, rounds.json
+    <output_dir>/<model>_<dataset>-<hash>/config.json
+    <output_dir>/<model>_<dataset>-<hash>/<branch>/replicate_<i>/
+        theta_0.npz, theta_k.npz            the weights rounds rewind to (ticket branch)
+        tensorboard/                        per-round scalars and plots, HParams
+        round_<n>/masks.npz                 the round's mask
+        round_<n>/metrics.json              the round's record; its presence marks the round done
+        round_<n>/checkpoint/               model + optimizer + progress, while needed to resume
+    <output_dir>/report.csv, accuracy.png, early_stop.png   written by experiments.report
 
-<branch> is `ticket` for the pruning run, or the control's name.
+<branch> is `ticket` for the pruning run, or the control's name. <hash> is
+`config.config_hash`: the settings that differ from the defaults.
 """
 
+import glob
 import os
+import re
+
+from experiments import config as config_lib
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+REPORT_CSV = "report.csv"
+PLOTS = {"accuracy": "accuracy.png", "early_stop_step": "early_stop.png"}
+
+
+def experiment_name(config) -> str:
+    return f"{config.model}_{config.dataset}-{config_lib.config_hash(config)}"
 
 
 def experiment_dir(config) -> str:
-    return os.path.join(config.output_dir, f"{config.model}_{config.dataset}")
+    return os.path.join(config.output_dir, experiment_name(config))
 
 
 def config_file(experiment: str) -> str:
     return os.path.join(experiment, CONFIG_FILE)
 
 
+def branch_name(control: str) -> str:
+    return "ticket" if control == "none" else control
+
+
+def branch_dir(experiment: str, control: str) -> str:
+    return os.path.join(experiment, branch_name(control))
+
+
 def run_dir(experiment: str, control: str, replicate: int) -> str:
-    branch = "ticket" if control == "none" else control
-    return os.path.join(experiment, branch, f"replicate_{replicate}")
+    return os.path.join(branch_dir(experiment, control), f"replicate_{replicate}")
 
 
 def round_dir(run: str, round_index: int) -> str:
@@ -35,9 +57,48 @@ def metrics_file(round_directory: str) -> str:
     return os.path.join(round_directory, METRICS_FILE)
 
 
+def theta_file(run: str, name: str) -> str:
+    """`name` is 'theta_0' or 'theta_k'."""
+    return os.path.join(run, f"{name}.npz")
+
+
+def checkpoint_dir(round_directory: str) -> str:
+    return os.path.join(round_directory, "checkpoint")
+
+
+def state_file(checkpoint_directory: str, number: int) -> str:
+    """The callback's progress saved beside checkpoint number `number`."""
+    return os.path.join(checkpoint_directory, f"state-{number}.json")
+
+
 def tensorboard_dir(run: str) -> str:
     return os.path.join(run, "tensorboard")
 
 
-def ticket_dir(run: str) -> str:
-    return os.path.join(run, "ticket")
+def round_indices(run: str):
+    """Indices of the round directories in a run, ascending."""
+    found = []
+    for path in glob.glob(os.path.join(run, "round_*")):
+        match = re.fullmatch(r"round_(\d+)", os.path.basename(path))
+        if match:
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def replicate_dirs(branch: str):
+    """The replicate directories of a branch, by replicate number."""
+    found = []
+    for path in glob.glob(os.path.join(branch, "replicate_*")):
+        match = re.fullmatch(r"replicate_(\d+)", os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def find_experiments(root: str):
+    """Experiment directories (those holding a config.json) at or below `root`."""
+    if os.path.exists(config_file(root)):
+        return [root]
+    return sorted(
+        os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", CONFIG_FILE), recursive=True)
+    )

@@ -53,6 +53,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
       test_data: (x, y) or a dataset evaluated at the end of each round and at each
         new early-stop candidate, as 'test_*' metrics.
       eval_batch_size: batch size for evaluating (x, y) arrays.
+      first_round: the number the first round's record gets (e.g. r for a control run
+        that retrains the mask of round r); pruning and rewinding are unaffected.
       verbose: 1 prints a line per finished round, 0 is silent.
 
     Example:
@@ -71,6 +73,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         validation_data=None,
         test_data=None,
         eval_batch_size: int = 1000,
+        first_round: int = 0,
         verbose: int = 1,
     ):
         super().__init__()
@@ -95,6 +98,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self.validation_data = validation_data
         self.test_data = test_data
         self.eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
+        self.first_round = check_non_negative_int(first_round, "first_round")
         self.verbose = verbose
 
         self.rounds: List[Dict[str, Any]] = []
@@ -140,7 +144,12 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if self.one_shot and len(self.rounds) >= 2:
             raise ValueError("this one-shot ticket has finished both its rounds; nothing is left to train")
         if self.theta_0 is None:
-            self._capture_theta_0(optimizer)
+            self._capture_initial_state(optimizer)
+        elif self._optimizer_reset is None:
+            raise ValueError(
+                "the callback has θ₀ but never saw the optimizer's initial state: call "
+                "prepare(model) before restoring a checkpoint and load_state()"
+            )
         if self._pending_prune:
             self._start_next_round()
 
@@ -200,7 +209,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
                     f"({self.epochs_per_round} epochs of {self.params['steps']} steps = {round_steps})"
                 )
 
-    def _capture_theta_0(self, optimizer):
+    def _capture_initial_state(self, optimizer):
         iterations = int(optimizer.iterations.numpy())
         if iterations != 0:
             raise ValueError(
@@ -253,7 +262,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             metrics.update(self._evaluate(self.test_data, "test_"))
         masks = get_masks(self.model)
         record = {
-            "round": self._round,
+            "round": self._round + self.first_round,
             "weights_remaining": masks.weights_remaining,
             "layer_sparsity": masks.layer_sparsity(),
             "steps": self._round_steps,
@@ -265,7 +274,6 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self.rounds.append(record)
         if self.verbose:
             print(format_round(record))
-        self.on_round_end(record)
 
         self._round_steps = 0
         self._round_epochs = 0
@@ -275,6 +283,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             log.warning("one-shot ticket trained: training stops after round %d", self._round)
         else:
             self._pending_prune = True
+        self.on_round_end(record)  # after the bookkeeping, so state_dict() here is resumable
 
     def _start_next_round(self):
         """Prunes by magnitude of the trained weights, rewinds, resets the optimizer."""
@@ -293,6 +302,42 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self.on_round_begin(self._round)
 
     # --- extension points and state ------------------------------------------------
+
+    def prepare(self, model) -> None:
+        """Captures θ₀ and the optimizer's initial state now instead of at train begin.
+
+        To resume: build and compile the model, call `prepare(model)` while the
+        optimizer is fresh, restore the checkpoint, then `load_state(...)`.
+        """
+        self.set_model(model)
+        self._capture_initial_state(model.optimizer)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The callback's progress as JSON-able values (θ₀/θ_k are saved separately)."""
+        return {
+            "round": self._round,
+            "round_epochs": self._round_epochs,
+            "round_steps": self._round_steps,
+            "round_start_iteration": self._round_start_iteration,
+            "pending_prune": self._pending_prune,
+            "best": list(self._best) if self._best else None,
+            "rounds": self.rounds,
+            "has_theta_k": self.theta_k is not None,
+        }
+
+    def load_state(self, state: Dict[str, Any], theta_0, theta_k=None) -> None:
+        """Restores progress saved by `state_dict`, with the θ₀ (and θ_k) it rewinds to."""
+        if state["has_theta_k"] and theta_k is None:
+            raise ValueError("the saved state had captured θ_k, but no θ_k was given to load_state")
+        self.theta_0 = WeightSnapshot(theta_0)
+        self.theta_k = WeightSnapshot(theta_k) if theta_k is not None else None
+        self._round = state["round"]
+        self._round_epochs = state["round_epochs"]
+        self._round_steps = state["round_steps"]
+        self._round_start_iteration = state["round_start_iteration"]
+        self._pending_prune = state["pending_prune"]
+        self._best = tuple(state["best"]) if state["best"] else None
+        self.rounds = list(state["rounds"])
 
     def on_round_begin(self, round_index: int) -> None:
         """Called after pruning and rewinding, before round `round_index` trains."""

@@ -265,17 +265,8 @@ def _augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.where(flip, tf.reverse(cropped, axis=[2]), cropped)
 
 
-def make_pipeline(
-    x: np.ndarray, y: np.ndarray, batch_size: int, training: bool, seed: int = 0, augment: bool = False
-) -> tf.data.Dataset:
-    """A tf.data pipeline of (x, y) batches from numpy arrays.
-
-    training=True: shuffled (seeded by `seed`, a new order each epoch), full batches
-    only (drop_remainder), optionally augmented (`augment`: the standard CIFAR random
-    crop with 4-pixel zero padding and horizontal flip, per image, seeded, different
-    each epoch; needs images of shape (height, width, channels)); prefetched.
-    training=False: in order, every example (the last batch may be short), prefetched.
-    """
+def _checked_arrays(x, y, batch_size, training: bool, augment: bool):
+    """The arrays as numpy, after checking they can make the pipeline asked for."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     x, y = np.asarray(x), np.asarray(y)
@@ -289,7 +280,21 @@ def make_pipeline(
         raise ValueError("augment=True only applies to training pipelines")
     if augment and x.ndim != 4:
         raise ValueError(f"augment=True needs images (n, height, width, channels), got shape {x.shape}")
+    return x, y
 
+
+def make_pipeline(
+    x: np.ndarray, y: np.ndarray, batch_size: int, training: bool, seed: int = 0, augment: bool = False
+) -> tf.data.Dataset:
+    """A tf.data pipeline of (x, y) batches from numpy arrays.
+
+    training=True: shuffled (seeded by `seed`, a new order each epoch), full batches
+    only (drop_remainder), optionally augmented (`augment`: the standard CIFAR random
+    crop with 4-pixel zero padding and horizontal flip, per image, seeded, different
+    each epoch; needs images of shape (height, width, channels)); prefetched.
+    training=False: in order, every example (the last batch may be short), prefetched.
+    """
+    x, y = _checked_arrays(x, y, batch_size, training, augment)
     x_all, y_all = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
     indices = tf.data.Dataset.range(len(x))
     if training:
@@ -304,4 +309,42 @@ def make_pipeline(
         batches = tf.data.Dataset.zip((batches, seeds)).map(
             lambda xy, s: (_augment_batch(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
         )
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def training_stream(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0, augment: bool = False, start_step: int = 0
+) -> tf.data.Dataset:
+    """An endless stream of shuffled training batches in which batch s depends only on (seed, s).
+
+    Epoch e of the data is the permutation `stateless_shuffle(range(n), [seed, e])` cut
+    into full batches, and augmentation of batch s is seeded by [seed, s]; so a run
+    resumed at `start_step` sees exactly the batches an uninterrupted run would.
+    """
+    x, y = _checked_arrays(x, y, batch_size, True, augment)
+    if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) or start_step < 0:
+        raise ValueError(f"start_step must be an integer >= 0, got {start_step!r}")
+    x_all, y_all = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    count, per_epoch = len(x), len(x) // batch_size
+    first_epoch, skip = divmod(int(start_step), per_epoch)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
+        )
+
+    endless = 2**62
+    indices = tf.data.Dataset.range(first_epoch, endless).flat_map(epoch_batches).skip(skip)
+    steps = tf.data.Dataset.range(int(start_step), endless)
+
+    def gather(batch_indices, step):
+        images, labels = tf.gather(x_all, batch_indices), tf.gather(y_all, batch_indices)
+        if augment:
+            images = _augment_batch(images, tf.stack([tf.constant(seed, tf.int64), step]))
+        return images, labels
+
+    batches = tf.data.Dataset.zip((indices, steps)).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)

@@ -1,10 +1,21 @@
-"""Text rendering of a lottery run's round records."""
+"""Summaries of lottery runs: round tables, mean ± std over replicates, verdicts, plots.
 
-from typing import Any, Dict, Iterable, Optional
+Everything here works on round records (the dicts `LotteryTicketCallback.rounds` holds);
+where the records come from is the caller's business.
+"""
+
+import io
+import math
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+BRANCH_STYLES = {"ticket": "-", "reinit": "--", "random_prune": ":"}
+SINGLE_REPLICATE_TOLERANCE = 0.005  # 0.5 percentage points
 
 
 def format_rounds_table(rounds: Iterable[Dict[str, Any]], accuracy_key: Optional[str] = None) -> str:
-    """A Markdown table: round, weights remaining, accuracy, early-stop step.
+    """A Markdown table of one run: round, weights remaining, accuracy, early-stop step.
 
     `accuracy_key` picks the metric shown (default: the first of test_accuracy,
     val_accuracy, accuracy that the records have).
@@ -26,3 +37,173 @@ def format_rounds_table(rounds: Iterable[Dict[str, Any]], accuracy_key: Optional
             f"{'' if early is None else early} |"
         )
     return "\n".join(lines)
+
+
+def _mean_std(values: Sequence[Optional[float]]):
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def aggregate(replicates: Sequence[Sequence[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Per round over replicates: weights remaining and (mean, std) of the headline numbers.
+
+    Each row: round, weights_remaining, replicates (how many finished that round),
+    early_stop_accuracy, final_accuracy, early_stop_step, each a (mean, std) pair of
+    test accuracy at the early-stop step, at the end of the round, and the step.
+    """
+    by_round: Dict[int, List[Dict[str, Any]]] = {}
+    for rounds in replicates:
+        for record in rounds:
+            by_round.setdefault(record["round"], []).append(record)
+    rows = []
+    for index in sorted(by_round):
+        records = by_round[index]
+        rows.append(
+            {
+                "round": index,
+                "weights_remaining": float(np.mean([r["weights_remaining"] for r in records])),
+                "replicates": len(records),
+                "early_stop_accuracy": _mean_std(
+                    [r.get("early_stop_metrics", {}).get("test_accuracy") for r in records]
+                ),
+                "final_accuracy": _mean_std([r["metrics"].get("test_accuracy") for r in records]),
+                "early_stop_step": _mean_std([r.get("early_stop_step") for r in records]),
+            }
+        )
+    return rows
+
+
+def _headline(row) -> Optional[float]:
+    """The accuracy a ticket is judged by: at the early-stop step, else at the end."""
+    mean, _ = row["early_stop_accuracy"]
+    return mean if mean is not None else row["final_accuracy"][0]
+
+
+def verdict(name: str, branches: Mapping[str, List[Dict[str, Any]]]) -> str:
+    """One line: the sparsest round where the ticket matches the dense network, and the reinit gap.
+
+    "Matches" means the ticket's test accuracy (at early stop) is at least the dense
+    network's minus one std over replicates, or minus 0.5 pp with a single replicate.
+    """
+    ticket = branches.get("ticket") or []
+    if not ticket or _headline(ticket[0]) is None:
+        return f"{name}: no finished dense round with a test accuracy, no verdict"
+    dense_mean = _headline(ticket[0])
+    dense_std = ticket[0]["early_stop_accuracy"][1] or ticket[0]["final_accuracy"][1] or 0.0
+    tolerance = dense_std if ticket[0]["replicates"] > 1 else SINGLE_REPLICATE_TOLERANCE
+    matching = [row for row in ticket if (_headline(row) or -1.0) >= dense_mean - tolerance]
+    best = min(matching, key=lambda row: row["weights_remaining"])
+    line = (
+        f"{name}: the ticket matches the dense network ({100 * dense_mean:.2f}%) down to "
+        f"{100 * best['weights_remaining']:.1f}% of weights remaining "
+        f"({100 * _headline(best):.2f}%, round {best['round']})"
+    )
+    reinit = {row["round"]: row for row in branches.get("reinit") or []}
+    if best["round"] in reinit and _headline(reinit[best["round"]]) is not None:
+        gap = 100 * (_headline(best) - _headline(reinit[best["round"]]))
+        line += f"; random reinit there is {gap:.2f} pp below it"
+    return line
+
+
+def _cell(pair, scale=1.0, digits=2):
+    mean, std = pair
+    if mean is None:
+        return ""
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def markdown_table(branches: Mapping[str, List[Dict[str, Any]]]) -> str:
+    """Rounds down, one column group per branch (ticket, controls): accuracies and early stop."""
+    names = [n for n in BRANCH_STYLES if n in branches] + [n for n in branches if n not in BRANCH_STYLES]
+    header = ["round", "weights remaining"]
+    for branch in names:
+        header += [f"{branch} acc. @ early stop (%)", f"{branch} acc. @ end (%)", f"{branch} early-stop it."]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    rounds = sorted({row["round"] for rows in branches.values() for row in rows})
+    for index in rounds:
+        rows = {b: next((r for r in branches[b] if r["round"] == index), None) for b in names}
+        any_row = next(r for r in rows.values() if r)
+        cells = [str(index), f"{100 * any_row['weights_remaining']:.2f}%"]
+        for branch in names:
+            row = rows[branch]
+            if row is None:
+                cells += ["", "", ""]
+            else:
+                cells += [
+                    _cell(row["early_stop_accuracy"], 100),
+                    _cell(row["final_accuracy"], 100),
+                    _cell(row["early_stop_step"], 1, 0),
+                ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def csv_rows(experiment: str, branches: Mapping[str, List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Flat rows (one per experiment, branch and round) for a CSV file."""
+    rows = []
+    for branch, aggregated in branches.items():
+        for row in aggregated:
+            flat = {"experiment": experiment, "branch": branch, "round": row["round"]}
+            flat["weights_remaining"] = row["weights_remaining"]
+            flat["replicates"] = row["replicates"]
+            for key in ("early_stop_accuracy", "final_accuracy", "early_stop_step"):
+                flat[f"{key}_mean"], flat[f"{key}_std"] = row[key]
+            rows.append(flat)
+    return rows
+
+
+def plot(experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]], metric: str):
+    """A matplotlib figure of `metric` ('accuracy' or 'early_stop_step') vs weights remaining.
+
+    Log x axis as in the paper; the ticket solid, the controls dashed or dotted; one
+    colour per experiment; error bars are one std over replicates.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.5))
+    colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, branches) in enumerate(experiments.items()):
+        for branch, rows in branches.items():
+            if metric == "accuracy":
+                points = [(r["weights_remaining"], _headline(r), r["early_stop_accuracy"][1]) for r in rows]
+                points = [(x, 100 * y, 100 * (s or 0)) for x, y, s in points if y is not None]
+            else:
+                points = [(r["weights_remaining"],) + tuple(r["early_stop_step"]) for r in rows]
+                points = [p for p in points if p[1] is not None]
+            if not points:
+                continue
+            x, y, err = (np.array(v, dtype=float) for v in zip(*points))
+            axes.errorbar(
+                100 * x,
+                y,
+                yerr=err,
+                linestyle=BRANCH_STYLES.get(branch, "-."),
+                marker="o",
+                markersize=3,
+                color=colours[index % len(colours)],
+                label=f"{name} ({branch})",
+                capsize=2,
+            )
+    axes.set_xscale("log")
+    axes.invert_xaxis()
+    axes.set_xlabel("percent of weights remaining")
+    axes.set_ylabel("test accuracy at early stop (%)" if metric == "accuracy" else "early-stop iteration")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def figure_png(figure) -> bytes:
+    """The figure as PNG bytes (for files and TensorBoard images); closes it."""
+    from matplotlib import pyplot
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    pyplot.close(figure)
+    return buffer.getvalue()

@@ -46,6 +46,11 @@ def load_arrays(path: str) -> Dict[str, np.ndarray]:
         raise ValueError(f"{path} is not a readable array file ({e})") from e
 
 
+def save_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path`, atomically."""
+    _atomic_write(path, lambda f: f.write(data), "wb")
+
+
 def save_json(path: str, value) -> None:
     """Writes `value` as indented JSON to `path`, atomically."""
     _atomic_write(path, lambda f: json.dump(value, f, indent=2, sort_keys=True), "w")

@@ -284,3 +284,32 @@ def test_pipeline_rejects_bad_data():
         datasets.make_pipeline(x.reshape(8, -1), y, batch_size=2, training=True, augment=True)
     with pytest.raises(ValueError, match="augment"):
         datasets.make_pipeline(x, y, batch_size=2, training=False, augment=True)
+
+
+def _first_batches(stream, count):
+    return [(x.numpy(), y.numpy()) for x, y in stream.take(count)]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_training_stream_resumes_at_any_step_with_the_same_batches(augment):
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 6, 6, 1)).astype(np.float32)
+    y = np.arange(50)
+    full = _first_batches(datasets.training_stream(x, y, 8, seed=3, augment=augment), 20)  # 6 per epoch
+    for start in (0, 5, 6, 13):
+        resumed = _first_batches(
+            datasets.training_stream(x, y, 8, seed=3, augment=augment, start_step=start), 4
+        )
+        for (xa, ya), (xb, yb) in zip(full[start : start + 4], resumed):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    epochs = [np.sort(np.concatenate([b[1] for b in full[e * 6 : (e + 1) * 6]])) for e in range(3)]
+    assert all(len(np.unique(labels)) == 48 for labels in epochs)  # no repeats within an epoch
+    assert not np.array_equal(full[0][1], full[6][1])  # a new order each epoch
+    other = _first_batches(datasets.training_stream(x, y, 8, seed=4), 1)
+    assert not np.array_equal(other[0][1], full[0][1])
+
+
+def test_training_stream_refuses_a_bad_start_step():
+    with pytest.raises(ValueError, match="start_step"):
+        datasets.training_stream(np.zeros((10, 2)), np.zeros(10), 2, start_step=-1)

@@ -12,6 +12,7 @@ import tensorflow as tf
 from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
 
+import lth_keras
 from experiments import config as config_lib
 from experiments import layout, runner
 from tests.helpers.cli import run_experiment
@@ -105,15 +106,14 @@ def test_bad_flags_stop_before_training_naming_the_flag(overrides, flag, tmp_pat
 
 
 def _scalars(run_dir):
+    """Tag -> [(step, value)] of the scalars; non-scalar tags (HParams, images) map to their steps."""
     values = {}
     for path in glob.glob(os.path.join(layout.tensorboard_dir(run_dir), "events.*")):
         accumulator = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
         accumulator.Reload()
         for tag in accumulator.Tags()["tensors"]:
-            if tag.startswith("_hparams_/"):
-                values[tag] = [(e.step, None) for e in accumulator.Tensors(tag)]
-                continue
-            values[tag] = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in accumulator.Tensors(tag)]
+            arrays = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+            values[tag] = [(step, float(a) if a.ndim == 0 else None) for step, a in arrays]
     return values
 
 
@@ -142,9 +142,10 @@ def test_every_suite_runs_with_smoke(suite, tmp_path):
     assert "final/test_accuracy" in scalars and "final/val_loss" in scalars and "early_stop_step" in scalars
     assert any(tag.startswith("sparsity/") for tag in scalars)
     assert "_hparams_/session_start_info" in scalars  # the HParams plugin's record of this run
+    assert [step for step, _ in scalars["plot/accuracy"]] == [0, 1, 2]  # the plot image, each round
 
 
-def test_controls_retrain_the_saved_masks(tmp_path):
+def test_controls_retrain_the_saved_masks_and_reruns_skip_finished_rounds(tmp_path):
     base = dataclasses.replace(_suite("lenet"), dataset="synthetic", smoke=True, output_dir=str(tmp_path))
     ticket = runner.train_and_evaluate(base)[0]
     for control in ("reinit", "random_prune"):
@@ -153,8 +154,18 @@ def test_controls_retrain_the_saved_masks(tmp_path):
         assert [r["weights_remaining"] for r in rounds] == pytest.approx(
             [r["weights_remaining"] for r in ticket]
         )
-    with pytest.raises(ValueError, match="already holds results"):
-        runner.train_and_evaluate(base)
+        run = layout.run_dir(layout.experiment_dir(runner.resolve(base)), control, 0)
+        for r in rounds:  # the control trained exactly the ticket's mask of that round
+            ticket_mask = lth_keras.Masks.load(
+                layout.round_dir(
+                    layout.run_dir(layout.experiment_dir(runner.resolve(base)), "none", 0), r["round"]
+                )
+            )
+            control_mask = lth_keras.Masks.load(layout.round_dir(run, r["round"]))
+            same = all(np.array_equal(ticket_mask[k], control_mask[k]) for k in ticket_mask)
+            assert same == (control == "reinit") or r["round"] == 0
+    # The same command again finds every round finished and trains nothing.
+    assert runner.train_and_evaluate(base)[0] == ticket
 
 
 def test_a_control_without_a_ticket_says_what_to_run(tmp_path):

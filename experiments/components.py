@@ -1,0 +1,159 @@
+"""The building blocks of a run: strategy, data, optimizer, model."""
+
+import dataclasses
+import inspect
+
+import numpy as np
+import tensorflow as tf
+
+import lth_keras
+from experiments import config as config_lib
+from lth_keras import datasets, models
+
+keras = lth_keras.keras
+
+SMOKE = dict(
+    iterations=10,
+    eval_every=5,
+    checkpoint_every=5,
+    batch_size=16,
+    validation_size=64,
+    rewind_step=0,
+    warmup=0,
+    lr_drops=(),
+)
+SMOKE_EXAMPLES = {"train": 256, "validation": 64, "test": 64}
+DEFAULT_INPUT_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1)}
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+def resolve(config: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
+    """Applies --smoke: a run of seconds with the suite's shape."""
+    if not config.smoke:
+        return config
+    smoke = dict(SMOKE)
+    if config.rewind_step:
+        smoke["rewind_step"] = smoke["eval_every"]
+    return dataclasses.replace(config, prune_iters=min(config.prune_iters, 2), **smoke)
+
+
+# --- building blocks -----------------------------------------------------------------
+
+
+def make_strategy(config) -> tf.distribute.Strategy:
+    if config.strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if config.strategy == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if config.strategy == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=config.tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    if not cluster or resolver.task_type in (None, "chief"):
+        return True
+    return "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def synthetic_splits(input_shape, num_classes=10, seed=0) -> datasets.Splits:
+    """Generated, learnable data of a given shape: only when --dataset=synthetic asks for it."""
+    rng = np.random.default_rng(seed)
+    prototypes = 0.2 * rng.normal(size=(num_classes,) + tuple(input_shape)).astype(np.float32)
+
+    def split(n):
+        y = rng.integers(0, num_classes, size=n)
+        x = prototypes[y] + rng.normal(scale=1.0, size=(n,) + tuple(input_shape)).astype(np.float32)
+        return x, y.astype(np.int64)
+
+    return datasets.Splits(
+        train=split(1024),
+        validation=split(256),
+        test=split(256),
+        num_classes=num_classes,
+        input_shape=tuple(input_shape),
+    )
+
+
+def load_data(config, suite_dataset: str) -> datasets.Splits:
+    if config.dataset == "synthetic":
+        return synthetic_splits(DEFAULT_INPUT_SHAPES.get(suite_dataset, (28, 28, 1)), seed=config.seed)
+    return datasets.load_dataset(
+        config.dataset, data_dir=config.data_dir, validation_size=config.validation_size, seed=config.seed
+    )
+
+
+def shrink(splits: datasets.Splits) -> datasets.Splits:
+    """The first few examples of each split, for --smoke."""
+    cut = lambda xy, n: (xy[0][:n], xy[1][:n])  # noqa: E731
+    return dataclasses.replace(
+        splits,
+        train=cut(splits.train, SMOKE_EXAMPLES["train"]),
+        validation=cut(splits.validation, SMOKE_EXAMPLES["validation"]),
+        test=cut(splits.test, SMOKE_EXAMPLES["test"]),
+    )
+
+
+class WarmupPiecewise(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `peak` over `warmup` steps, then x0.1 at each step in `drops`."""
+
+    def __init__(self, peak, warmup=0, drops=()):
+        self.peak, self.warmup, self.drops = float(peak), int(warmup), tuple(int(d) for d in drops)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        rate = tf.constant(self.peak)
+        if self.warmup:
+            rate = rate * tf.minimum(1.0, (step + 1.0) / self.warmup)
+        for drop in self.drops:
+            rate = tf.where(step >= drop, rate * 0.1, rate)
+        return rate
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup": self.warmup, "drops": list(self.drops)}
+
+
+def make_optimizer(config):
+    rate = WarmupPiecewise(config.learning_rate, config.warmup, config.lr_drops)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9)
+    return keras.optimizers.Adam(rate)
+
+
+def build_model(config, splits, seed):
+    builder = models.MODELS[config.model]
+    kwargs = {"input_shape": splits.input_shape, "num_classes": splits.num_classes, "seed": seed}
+    if config.dropout:
+        if "dropout" not in inspect.signature(builder).parameters:
+            raise ValueError(f"--dropout={config.dropout}: model {config.model} has no dropout option")
+        kwargs["dropout"] = config.dropout
+    model = builder(**kwargs)
+    if config.weight_decay:
+        for layer in lth_keras.wrapping.flat_layers(model):
+            if hasattr(layer, "kernel_regularizer"):
+                layer.kernel_regularizer = keras.regularizers.L2(config.weight_decay)
+    return lth_keras.prune_for_lottery(
+        model,
+        pruning_rate=config.prune_rate,
+        conv_pruning_rate=config.conv_prune_rate,
+        output_pruning_rate=config.output_prune_rate,
+        scope=config.scope,
+    )
+
+
+def compile_model(model, config):
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )

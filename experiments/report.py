@@ -1,0 +1,80 @@
+"""Did we find a winning ticket? Tables, CSV, plots and a verdict for stored experiments.
+
+    python -m experiments.report runs/ [more output dirs or experiment dirs...] [--out=DIR]
+
+For each experiment: a Markdown table (weights remaining per round; for the ticket and
+each control: test accuracy at the early-stop step and at the end, and the early-stop
+iteration, mean ± std over replicates) and a one-line verdict. Writes report.csv,
+accuracy.png and early_stop.png (all experiments on one plot) to --out (default: the
+first directory given).
+"""
+
+import csv
+import io
+import os
+import sys
+from typing import Dict, List
+
+from absl import app, flags
+
+from experiments import layout, progress
+from lth_keras import report, storage
+
+flags.DEFINE_string("out", None, "Where report.csv and the plots go (default: the first directory given).")
+FLAGS = flags.FLAGS
+
+
+def load_experiment(experiment: str) -> Dict[str, List[dict]]:
+    """Branch name -> rows aggregated over that branch's replicates (finished rounds only)."""
+    branches = {}
+    for branch in sorted(os.listdir(experiment)):
+        path = os.path.join(experiment, branch)
+        if not os.path.isdir(path):
+            continue
+        replicates = [progress.finished_rounds(run) for run in layout.replicate_dirs(path)]
+        replicates = [rounds for rounds in replicates if rounds]
+        if replicates:
+            branches[branch] = report.aggregate(replicates)
+    return branches
+
+
+def build_report(directories: List[str], out: str) -> str:
+    """Writes the CSV and plots into `out`; returns the Markdown text."""
+    experiments = {}
+    for directory in directories:
+        for experiment in layout.find_experiments(directory):
+            branches = load_experiment(experiment)
+            if branches:
+                experiments[os.path.basename(experiment)] = branches
+    if not experiments:
+        raise ValueError(f"no finished rounds found under {', '.join(directories)}")
+    sections, rows = [], []
+    for name, branches in experiments.items():
+        sections.append(
+            f"## {name}\n\n{report.markdown_table(branches)}\n\n{report.verdict(name, branches)}\n"
+        )
+        rows.extend(report.csv_rows(name, branches))
+    os.makedirs(out, exist_ok=True)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    storage.save_bytes(os.path.join(out, layout.REPORT_CSV), text.getvalue().encode())
+    for metric, filename in layout.PLOTS.items():
+        storage.save_bytes(os.path.join(out, filename), report.figure_png(report.plot(experiments, metric)))
+    return "\n".join(sections)
+
+
+def main(argv):
+    directories = argv[1:]
+    if not directories:
+        raise app.UsageError("give one or more output or experiment directories")
+    try:
+        print(build_report(directories, FLAGS.out or directories[0]))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -15,7 +15,7 @@ import tempfile
 from typing import Any, Dict, List
 
 import tensorflow as tf
-from absl import app
+from absl import app, flags, logging
 
 import lth_keras
 from experiments import components, layout, progress
@@ -201,6 +201,8 @@ def main(defaults: config_lib.ExperimentConfig) -> None:
     def run(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines (checkpoint saves) are noise here
+            logging.set_verbosity(logging.WARNING)
         try:
             train_and_evaluate(config_lib.config_from_flags(), suite_dataset=defaults.dataset)
         except (ValueError, FileNotFoundError, datasets.DatasetUnavailableError) as e:

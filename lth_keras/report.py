@@ -161,14 +161,19 @@ def plot(experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]], metric: 
     colour per experiment; error bars are one std over replicates.
     """
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
     colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
+    levels = set()
     for index, (name, branches) in enumerate(experiments.items()):
-        for branch, rows in branches.items():
+        for branch in sorted(
+            branches, key=lambda b: list(BRANCH_STYLES).index(b) if b in BRANCH_STYLES else 99
+        ):
+            rows = branches[branch]
             if metric == "accuracy":
                 points = [(r["weights_remaining"], _headline(r), r["early_stop_accuracy"][1]) for r in rows]
                 points = [(x, 100 * y, 100 * (s or 0)) for x, y, s in points if y is not None]
@@ -178,6 +183,7 @@ def plot(experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]], metric: 
             if not points:
                 continue
             x, y, err = (np.array(v, dtype=float) for v in zip(*points))
+            levels.update(np.round(100 * x, 1))
             axes.errorbar(
                 100 * x,
                 y,
@@ -190,6 +196,10 @@ def plot(experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]], metric: 
                 capsize=2,
             )
     axes.set_xscale("log")
+    ticks = sorted(levels, reverse=True)
+    ticks = ticks[:: max(1, len(ticks) // 10)]  # at most about ten labelled levels
+    axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.invert_xaxis()
     axes.set_xlabel("percent of weights remaining")
     axes.set_ylabel("test accuracy at early stop (%)" if metric == "accuracy" else "early-stop iteration")

@@ -1,0 +1,37 @@
+"""Side-by-side timing: each variant measured in the same process, interleaved, repeated."""
+
+import statistics
+import time
+from typing import Callable, Dict, List
+
+
+def interleaved(variants: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, List[float]]:
+    """Runs each variant `repeats` times, alternating between them; returns name -> seconds.
+
+    Each variant returns the seconds it measured (so it can leave out its own warm-up).
+    Alternating spreads any slow spell of a shared machine over all variants alike.
+    """
+    results = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            results[name].append(run())
+    return results
+
+
+def timed(function: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def summary(samples: List[float], scale: float = 1.0, unit: str = "") -> str:
+    """'median (min–max)' of the samples times `scale`."""
+    values = [scale * s for s in samples]
+    return f"{statistics.median(values):.3f}{unit} ({min(values):.3f}–{max(values):.3f})"
+
+
+def ratio(numerator: List[float], denominator: List[float]) -> str:
+    """Median ratio, with the spread of the ratios of paired repeats."""
+    pairs = [a / b for a, b in zip(numerator, denominator)]
+    median = statistics.median(numerator) / statistics.median(denominator)
+    return f"{median:.3f} (pairs {min(pairs):.3f}–{max(pairs):.3f})"

@@ -1,11 +1,11 @@
 """The Bazel BUILD files keep up with the code (issue 7).
 
-Every module of lth_keras/, experiments/ and tests/helpers/ has a py_library or py_binary,
-every suite script a py_binary, every tests/test_*.py a py_test, and each target depends on
-what its sources import. The BUILD files are read as Python syntax (Starlark, as used
-there, is a subset of it), so this needs no Bazel. Under Bazel it reads the source
-checkout, found through the real path of this file, not the runfiles tree (which only
-holds what BUILD already lists).
+Every module of the repository's packages (lth_keras/, experiments/, tests/, ...) has a
+py_library or py_binary, every script (each suite) a py_binary, every tests/test_*.py a
+py_test, and each target depends on what its sources import. The BUILD files are read as
+Python syntax (Starlark, as used there, is a subset of it), so this needs no Bazel. Under
+Bazel it reads the source checkout, found through the real path of this file, not the
+runfiles tree (which only holds what BUILD already lists).
 """
 
 import ast
@@ -146,10 +146,23 @@ def test_the_build_files_define_targets():
     assert TARGETS, f"no py_library/py_binary/py_test targets found in BUILD files under {ROOT}"
 
 
-@pytest.mark.parametrize("top", ["lth_keras", "experiments", "tests/helpers"])
-def test_every_module_has_a_library_or_binary_target(top):
+def _own_packages():
+    """The repository's top-level Python packages (lth_keras, experiments, tests, ...)."""
+    return sorted(p for p in os.listdir(ROOT) if os.path.exists(os.path.join(ROOT, p, "__init__.py")))
+
+
+def _is_test_file(path):
+    return path.startswith("tests/") and fnmatch.fnmatch(os.path.basename(path), "test_*.py")
+
+
+def test_the_packages_are_found():
+    assert {"lth_keras", "experiments", "tests"} <= set(_own_packages())
+
+
+@pytest.mark.parametrize("package", _own_packages())
+def test_every_module_has_a_library_or_binary_target(package):
     listed = _listed_by(LIBRARY_RULES)
-    missing = [path for path in _modules(top) if path not in listed]
+    missing = [path for path in _modules(package) if path not in listed and not _is_test_file(path)]
     assert not missing, "\n".join(
         f"{path} has no py_library or py_binary target listing it in srcs "
         f"(add one to {_build_file_for(path)})"
@@ -159,7 +172,7 @@ def test_every_module_has_a_library_or_binary_target(top):
 
 def test_every_test_file_has_a_py_test_target():
     listed = _listed_by(TEST_RULES)
-    test_files = [path for path in _walk("tests") if fnmatch.fnmatch(os.path.basename(path), "test_*.py")]
+    test_files = [path for path in _walk("tests") if _is_test_file(path)]
     assert "tests/test_bazel_targets.py" in test_files
     missing = [path for path in test_files if path not in listed]
     assert not missing, "\n".join(
@@ -168,13 +181,18 @@ def test_every_test_file_has_a_py_test_target():
     )
 
 
-def test_every_suite_script_has_a_py_binary_named_after_it():
+def test_every_script_has_a_py_binary_named_after_it():
+    """Each suite (experiments/lenet.py, ...) and other command (a module with a __main__
+    block, outside tests/, whose helpers the tests start with `python -m`) has a py_binary."""
     scripts = [
-        p
-        for p in _modules("experiments")
-        if 'if __name__ == "__main__":' in open(os.path.join(ROOT, p)).read()
+        path
+        for package in _own_packages()
+        if package != "tests"
+        for path in _modules(package)
+        if 'if __name__ == "__main__":' in open(os.path.join(ROOT, path)).read()
     ]
-    assert "experiments/lenet.py" in scripts
+    suites = ["lenet", "conv2", "conv4", "conv6", "vgg16", "vgg19", "resnet18", "resnet20"]
+    assert {f"experiments/{suite}.py" for suite in suites} <= set(scripts)
     binaries = {}
     for target in TARGETS.values():
         if target.rule == "py_binary":
@@ -182,12 +200,12 @@ def test_every_suite_script_has_a_py_binary_named_after_it():
             binaries[main] = target
     missing = [path for path in scripts if path not in binaries]
     assert not missing, "\n".join(
-        f"{path} is a suite script (it has a __main__ block) but no py_binary runs it "
+        f"{path} is a script (it has a __main__ block) but no py_binary runs it "
         f"(add one to {_build_file_for(path)})"
         for path in missing
     )
     misnamed = [f"{path}: {binaries[path]}" for path in scripts if binaries[path].label[1] != _stem(path)]
-    assert not misnamed, "name each suite's py_binary after its script: " + ", ".join(misnamed)
+    assert not misnamed, "name each script's py_binary after it: " + ", ".join(misnamed)
 
 
 def test_listed_sources_and_deps_exist():
@@ -211,10 +229,6 @@ def test_listed_sources_and_deps_exist():
 # c`), a/b/c.py (or a/b/c/__init__.py) and the __init__.py of each package above it, except
 # the packages the importing file is in itself. Imports by name at run time (importlib,
 # `python -m` in a subprocess) are not seen here; tests catch those under Bazel.
-
-
-def _own_packages():
-    return {p for p in os.listdir(ROOT) if os.path.exists(os.path.join(ROOT, p, "__init__.py"))}
 
 
 def _module_file(module):

@@ -103,5 +103,9 @@ def test_suite_runs_multi_worker_and_only_the_chief_writes(tmp_path):
         assert process.returncode == 0, err[-3000:]
         outputs.append([l for l in out.splitlines() if l.startswith("|")])
     assert outputs[0] and outputs[0] == outputs[1]  # same weights remaining and accuracies
-    assert os.listdir(tmp_path) == ["lenet_synthetic"]
-    assert os.path.exists(tmp_path / "lenet_synthetic" / "ticket" / "replicate_0" / "round_1" / "masks.npz")
+    (experiment,) = os.listdir(tmp_path)  # one experiment directory: the chief's
+    assert experiment.startswith("lenet_synthetic-")
+    run = tmp_path / experiment / "ticket" / "replicate_0"
+    # The chief's two event files (HParams, rounds); the other worker's went to a temporary directory.
+    assert len(os.listdir(run / "tensorboard")) == 2
+    assert (run / "round_1" / "masks.npz").exists()

@@ -1,6 +1,7 @@
 """pytest_test: a py_test that runs one pytest file with the shared runner."""
 
 _RUNNER = "//tools/bazel:pytest_runner.py"
+_HERMETIC_IMPORTS = "//tools/bazel:hermetic_imports"
 
 def pytest_test(name, srcs, deps = [], data = [], args = [], size = "small", **kwargs):
     """A py_test running `pytest <srcs>` through //tools/bazel:pytest_runner.py.
@@ -22,7 +23,7 @@ def pytest_test(name, srcs, deps = [], data = [], args = [], size = "small", **k
         args = ["$(rootpath {})".format(src) for src in srcs] + args,
         # pytest.ini: the same markers, warning filters and options as `make test`.
         data = ["//:pytest.ini"] + data,
-        deps = deps,
+        deps = [_HERMETIC_IMPORTS] + deps,
         size = size,
         python_version = "PY3",
         srcs_version = "PY3",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts a suite's py_binary the way `bazel run` does (its launcher, its runfiles, the
-# toolchain's Python) and checks what it did. Used by //experiments:*_binary_test.
+# Starts a py_binary (a suite, the report, a benchmark) the way `bazel run` does: its
+# launcher, its runfiles, the toolchain's Python. Then checks what it did. Used by the
+# *_binary_test targets in experiments/BUILD and benchmarks/BUILD.
 #
 #   binary_smoke_test.sh check_args BINARY [FLAGS...]
 #       imports everything and parses the flags (absl's --only_check_args): exit code 0

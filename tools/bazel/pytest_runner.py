@@ -8,15 +8,17 @@ with pytest's code (5, no test ran, fails the target too). Under Bazel it also
   - writes the JUnit XML Bazel asks for ($XML_OUTPUT_FILE), one entry per test case;
   - keeps pytest's temporary directories in the test's own $TEST_TMPDIR;
   - passes `bazel test --test_filter=EXPR` on as `pytest -k EXPR`;
-  - checks that the project's own modules were imported from the runfiles tree, not from
-    the source checkout the virtualenv's editable install points at: a module missing from
-    a target's deps would otherwise go unnoticed.
+  - checks that no module was imported from the source checkout (which the virtualenv's
+    editable install points at) rather than from the runfiles: a module missing from a
+    target's deps would otherwise go unnoticed. //tools/bazel:hermetic_imports, which
+    every pytest_test depends on, already prevents that; this is its backstop.
 """
 
 import os
 import sys
 
-OWN_PACKAGES = ("lth_keras", "experiments", "tests")
+# The checkout this file is in (tools/bazel/pytest_runner.py), through the runfiles symlink.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 def pytest_args(argv, environ):
@@ -30,15 +32,17 @@ def pytest_args(argv, environ):
     return args
 
 
-def modules_from_outside(root):
-    """The project's modules loaded so far whose file is not under `root`."""
-    root = os.path.join(os.path.abspath(root), "")
-    outside = []
+def modules_from_checkout(runfiles):
+    """Modules loaded so far from the source checkout instead of the runfiles tree."""
+    checkout = os.path.join(CHECKOUT, "")
+    # The runfiles, and the virtualenv's packages (.venv may sit in the checkout).
+    elsewhere = tuple(os.path.join(os.path.abspath(p), "") for p in (runfiles, sys.prefix, sys.base_prefix))
+    found = []
     for name, module in sorted(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if name.split(".")[0] in OWN_PACKAGES and path and not os.path.abspath(path).startswith(root):
-            outside.append(f"{name} ({path})")
-    return outside
+        path = os.path.abspath(getattr(module, "__file__", None) or os.sep)
+        if path.startswith(checkout) and not path.startswith(elsewhere) and name != "__main__":
+            found.append(f"{name} ({path})")
+    return found
 
 
 def main(argv):
@@ -54,11 +58,11 @@ def main(argv):
 
     code = pytest.main(pytest_args(argv, os.environ))
     if os.environ.get("TEST_SRCDIR"):
-        outside = modules_from_outside(os.getcwd())
+        outside = modules_from_checkout(os.getcwd())
         if outside:
             print(
-                "pytest_runner: these modules were not in the test's runfiles (add the "
-                "py_library that has them to the target's deps):\n  " + "\n  ".join(outside),
+                "pytest_runner: these modules came from the checkout, not the test's runfiles "
+                "(add the py_library that has them to the target's deps):\n  " + "\n  ".join(outside),
                 file=sys.stderr,
             )
             return code or 1

@@ -26,8 +26,8 @@ demo: install fashion-mnist
 	$(PY) -m experiments.lenet $(DEMO_FLAGS) --output_dir=runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 lint: install
-	$(VENV)/bin/ruff check lth_keras experiments tests
-	$(VENV)/bin/ruff format --check lth_keras experiments tests
+	$(VENV)/bin/ruff check lth_keras experiments tests benchmarks
+	$(VENV)/bin/ruff format --check lth_keras experiments tests benchmarks
 
 test: lint
 	$(PY) -m pytest -q tests

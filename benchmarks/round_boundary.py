@@ -1,16 +1,19 @@
 """Cost of the work between rounds, and whether it stays constant round after round.
 
-    python -m benchmarks.round_boundary [--models=lenet,conv6] [--rounds=20]
+    python -m benchmarks.round_boundary [--models=lenet,conv6] [--rounds=20] [--rewind_step=0]
 
 For each model: trains a few steps per round for `--rounds` rounds with the lottery
 callback and measures, at every round boundary, the time of the boundary work (prune by
-magnitude, set masks, rewind, reset the optimizer) and of saving the round's state (mask
+magnitude, set masks, rewind, reset the optimizer, check the invariants) and of saving the round's state (mask
 file and a checkpoint), the process's resident memory, and how often Keras traced its
 train function. A paper-length round's time is estimated as the measured per-step time
 times the paper's iterations, in the same run, and the boundary's share of it printed.
+The model is compiled as the experiment scripts compile it (XLA, one call per round of
+`--steps_per_round`), and the callback keeps θ₀ as they do (dropped once θ_k exists).
 Also prints the memory θ₀/θ_k and masks take next to the model's weights.
 """
 
+import math
 import os
 import resource
 import tempfile
@@ -29,6 +32,8 @@ keras = lth_keras.keras
 flags.DEFINE_list("models", ["lenet", "conv6"], "Models from lth_keras.models.MODELS.")
 flags.DEFINE_integer("rounds", 20, "Rounds to run (each a few steps).")
 flags.DEFINE_integer("steps_per_round", 20, "Training steps per round.")
+flags.DEFINE_integer("rewind_step", 0, "0 rewinds to θ₀; k (< steps_per_round) to θ_k.")
+flags.DEFINE_bool("jit_compile", True, "Compile with XLA, as the experiment scripts do.")
 FLAGS = flags.FLAGS
 
 PAPER_ITERATIONS = {"lenet": 50000, "conv6": 30000, "conv2": 20000, "conv4": 25000}
@@ -78,9 +83,17 @@ def main(argv):
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
+            jit_compile=FLAGS.jit_compile,
+            steps_per_execution=math.gcd(FLAGS.rewind_step, FLAGS.steps_per_round),
         )
         with tempfile.TemporaryDirectory() as directory:
-            probe = BoundaryProbe(directory, steps_per_round=FLAGS.steps_per_round, verbose=0)
+            probe = BoundaryProbe(
+                directory,
+                steps_per_round=FLAGS.steps_per_round,
+                rewind_step=FLAGS.rewind_step,
+                keep_theta_0=False,
+                verbose=0,
+            )
             stream = datasets.training_stream(x, y, 60)
             model.fit(
                 stream,
@@ -116,7 +129,7 @@ def main(argv):
         )
         weights = sum(v.numpy().nbytes for v in lth_keras.model_state.snapshot_variables(model).values())
         masks = sum(m.nbytes for m in lth_keras.get_masks(model).values())
-        kept = probe.theta_0.nbytes + (probe.theta_k.nbytes if probe.theta_k is not None else 0)
+        kept = sum(s.nbytes for s in (probe.theta_0, probe.theta_k) if s is not None)
         print(
             f"  memory: weights {weights / 2**20:.1f} MB; θ₀/θ_k {kept / 2**20:.1f} MB + masks "
             f"{masks / 2**20:.1f} MB = {(kept + masks) / weights:.2f}× the weights"

@@ -30,8 +30,12 @@ def summary(samples: List[float], scale: float = 1.0, unit: str = "") -> str:
     return f"{statistics.median(values):.3f}{unit} ({min(values):.3f}–{max(values):.3f})"
 
 
+def paired_median_ratio(numerator: List[float], denominator: List[float]) -> float:
+    """Median of the ratios of paired repeats (each pair measured back to back)."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
+
+
 def ratio(numerator: List[float], denominator: List[float]) -> str:
-    """Median ratio, with the spread of the ratios of paired repeats."""
+    """Median of the paired ratios, with their spread."""
     pairs = [a / b for a, b in zip(numerator, denominator)]
-    median = statistics.median(numerator) / statistics.median(denominator)
-    return f"{median:.3f} (pairs {min(pairs):.3f}–{max(pairs):.3f})"
+    return f"{paired_median_ratio(numerator, denominator):.3f} (pairs {min(pairs):.3f}–{max(pairs):.3f})"

@@ -151,9 +151,22 @@ def build_model(config, splits, seed):
     )
 
 
+def xla_usable(strategy) -> bool:
+    """False where XLA cannot compile the step: replicas on CPUs need collectives XLA lacks there."""
+    if strategy.num_replicas_in_sync == 1:
+        return True
+    return not any("CPU" in device.upper() for device in strategy.extended.worker_devices)
+
+
 def compile_model(model, config):
+    """Compiles with the run's optimizer and speed settings (XLA where usable, steps per execution).
+
+    Call inside the strategy's scope.
+    """
     model.compile(
         optimizer=make_optimizer(config),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=config.jit_compile and xla_usable(tf.distribute.get_strategy()),
+        steps_per_execution=config.steps_per_execution or config.eval_every,
     )

@@ -8,6 +8,7 @@ so a flag is never written twice.
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from typing import Optional, Tuple
 
@@ -17,6 +18,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 CONTROLS = ("none", "reinit", "random_prune")
 OPTIMIZERS = ("adam", "sgd")
 SCOPES = ("layerwise", "global")
+MAX_SEED = 2**32 - 1  # NumPy's global seed (keras.utils.set_random_seed) is 32-bit
 
 
 def _field(default, help_text):
@@ -62,10 +64,17 @@ class ExperimentConfig:
     overwrite: bool = _field(
         False, "Delete this experiment's stored results (or this control's) and start anew."
     )
+    jit_compile: bool = _field(
+        True, "Compile training and evaluation with XLA (--nojit_compile: plain TensorFlow graphs)."
+    )
+    steps_per_execution: int = _field(
+        0, "Training steps per call into TensorFlow; 0: --eval_every (one call per validation interval)."
+    )
 
 
-# Settings that do not change what a run computes: they stay out of the experiment's name,
-# so raising --prune_iters or --replicates continues the same experiment.
+# Settings that do not change what a run computes (speed settings and the strategy change
+# at most floating-point rounding): they stay out of the experiment's name, so raising
+# --prune_iters or --replicates continues the same experiment.
 NOT_IN_NAME = (
     "prune_iters",
     "replicates",
@@ -77,6 +86,8 @@ NOT_IN_NAME = (
     "checkpoint_every",
     "deterministic",
     "overwrite",
+    "jit_compile",
+    "steps_per_execution",
 )
 
 
@@ -102,8 +113,28 @@ def _check(condition, flag, value, requirement):
         raise ValueError(f"--{flag}={value!r}: {requirement}")
 
 
+def _has_type(value, kind) -> bool:
+    """True if `value` fits the config field type `kind` (bools are not numbers here)."""
+    if typing.get_origin(kind) is typing.Union:  # Optional[X]
+        return any(_has_type(value, k) for k in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:  # Tuple[X, ...]
+        return isinstance(value, tuple) and all(_has_type(v, typing.get_args(kind)[0]) for v in value)
+    if kind in (int, float):
+        numbers = (int,) if kind is int else (int, float)
+        return isinstance(value, numbers) and not isinstance(value, bool)
+    return isinstance(value, kind) if isinstance(kind, type) else True
+
+
+def _check_types(config: ExperimentConfig) -> None:
+    hints = typing.get_type_hints(ExperimentConfig)
+    for field in dataclasses.fields(ExperimentConfig):
+        value, kind = getattr(config, field.name), hints[field.name]
+        _check(_has_type(value, kind), field.name, value, f"must be of type {kind}")
+
+
 def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
     """Raises ValueError naming the first bad flag; called before any training."""
+    _check_types(config)
     if models:
         _check(config.model in models, "model", config.model, f"must be one of {sorted(models)}")
     if datasets:
@@ -122,7 +153,12 @@ def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
     _check(config.strategy != "tpu" or config.tpu, "tpu", config.tpu, "--strategy=tpu needs --tpu")
     for name in ("iterations", "batch_size", "eval_every", "replicates"):
         _check(getattr(config, name) >= 1, name, getattr(config, name), "must be >= 1")
-    _check(config.learning_rate > 0, "learning_rate", config.learning_rate, "must be > 0")
+    _check(
+        math.isfinite(config.learning_rate) and config.learning_rate > 0,
+        "learning_rate",
+        config.learning_rate,
+        "must be a finite number > 0",
+    )
     _check(
         config.iterations % config.eval_every == 0,
         "eval_every",
@@ -141,11 +177,35 @@ def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
         config.rewind_step,
         f"must be a multiple of --eval_every={config.eval_every}",
     )
+    _check(
+        config.steps_per_execution >= 0 and config.eval_every % max(config.steps_per_execution, 1) == 0,
+        "steps_per_execution",
+        config.steps_per_execution,
+        f"must be 0 or divide --eval_every={config.eval_every} (callbacks run between executions)",
+    )
     _check(0 <= config.warmup <= config.iterations, "warmup", config.warmup, "must be in [0, iterations]")
-    _check(config.weight_decay >= 0, "weight_decay", config.weight_decay, "must be >= 0")
+    _check(
+        math.isfinite(config.weight_decay) and config.weight_decay >= 0,
+        "weight_decay",
+        config.weight_decay,
+        "must be a finite number >= 0",
+    )
+    _check(
+        config.checkpoint_every % config.eval_every == 0 and config.checkpoint_every > 0,
+        "checkpoint_every",
+        config.checkpoint_every,
+        f"must be a positive multiple of --eval_every={config.eval_every}",
+    )
     _check(0 <= config.dropout < 1, "dropout", config.dropout, "must be in [0, 1)")
     _check(config.validation_size >= 1, "validation_size", config.validation_size, "must be >= 1")
-    _check(config.seed >= 0, "seed", config.seed, "must be >= 0")
+    _check(
+        0 <= config.seed <= MAX_SEED - (config.replicates - 1),
+        "seed",
+        config.seed,
+        f"must be in [0, {MAX_SEED - (config.replicates - 1)}]: the replicates' seeds "
+        "(seed ... seed + replicates - 1) must fit NumPy's 32-bit seed",
+    )
+    _check(bool(config.output_dir), "output_dir", config.output_dir, "must name a directory")
     _check(all(d > 0 for d in config.lr_drops), "lr_drops", config.lr_drops, "must be positive iterations")
     _check(
         not (config.one_shot and config.control != "none"),

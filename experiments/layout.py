@@ -1,12 +1,14 @@
 """The one module that knows where an experiment's files go.
 
     <output_dir>/<model>_<dataset>-<hash>/config.json
+    <output_dir>/<model>_<dataset>-<hash>/<branch>.lock     pid and host of the run writing <branch>
     <output_dir>/<model>_<dataset>-<hash>/<branch>/replicate_<i>/
         theta_0.npz, theta_k.npz            the weights rounds rewind to (ticket branch)
         tensorboard/                        per-round scalars and plots, HParams
         round_<n>/masks.npz                 the round's mask
         round_<n>/metrics.json              the round's record; its presence marks the round done
         round_<n>/checkpoint/               model + optimizer + progress, while needed to resume
+        round_<n>/diverged.json             where training diverged (the round never finished)
     <output_dir>/report.csv, accuracy.png, early_stop.png   written by experiments.report
 
 <branch> is `ticket` for the pruning run, or the control's name. <hash> is
@@ -18,9 +20,12 @@ import os
 import re
 
 from experiments import config as config_lib
+from lth_keras.masks import MASKS_FILE
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+DIVERGED_FILE = "diverged.json"
+LOCK_SUFFIX = ".lock"
 REPORT_CSV = "report.csv"
 PLOTS = {"accuracy": "accuracy.png", "early_stop_step": "early_stop.png"}
 
@@ -45,6 +50,16 @@ def branch_dir(experiment: str, control: str) -> str:
     return os.path.join(experiment, branch_name(control))
 
 
+def lock_file(experiment: str, control: str) -> str:
+    """The lock a run holds on its branch while it writes there."""
+    return branch_dir(experiment, control) + LOCK_SUFFIX
+
+
+def lock_files(experiment: str):
+    """Every branch's lock file in an experiment directory."""
+    return sorted(glob.glob(os.path.join(experiment, "*" + LOCK_SUFFIX)))
+
+
 def run_dir(experiment: str, control: str, replicate: int) -> str:
     return os.path.join(branch_dir(experiment, control), f"replicate_{replicate}")
 
@@ -53,8 +68,16 @@ def round_dir(run: str, round_index: int) -> str:
     return os.path.join(run, f"round_{round_index}")
 
 
+def masks_file(round_directory: str) -> str:
+    return os.path.join(round_directory, MASKS_FILE)
+
+
 def metrics_file(round_directory: str) -> str:
     return os.path.join(round_directory, METRICS_FILE)
+
+
+def diverged_file(round_directory: str) -> str:
+    return os.path.join(round_directory, DIVERGED_FILE)
 
 
 def theta_file(run: str, name: str) -> str:
@@ -64,6 +87,11 @@ def theta_file(run: str, name: str) -> str:
 
 def checkpoint_dir(round_directory: str) -> str:
     return os.path.join(round_directory, "checkpoint")
+
+
+def checkpoint_index_file(checkpoint_directory: str) -> str:
+    """TensorFlow's file naming the newest checkpoint of a directory."""
+    return os.path.join(checkpoint_directory, "checkpoint")
 
 
 def state_file(checkpoint_directory: str, number: int) -> str:

@@ -3,9 +3,13 @@
 `RoundLogger` is the lottery callback plus files: θ₀/θ_k when captured, each round's
 mask and record, TensorBoard scalars and plots, and checkpoints (model, optimizer and
 the callback's progress) every `checkpoint_every` iterations and at each round's end.
-`resume_point` reads them back.
+`resume_point` reads them back; a stored file that cannot be used stops the run with
+`RunFileError` naming it. A run stops early, with a checkpoint, when `STOP` is requested
+(SIGINT/SIGTERM), and without one when training diverges (`diverged.json`).
 """
 
+import contextlib
+import errno
 import glob
 import json
 import os
@@ -18,6 +22,57 @@ import tensorflow as tf
 import lth_keras
 from experiments import layout
 from lth_keras import report, storage
+
+START_ANEW = "re-run with --overwrite to start anew"
+
+
+def redo_from(round_directory: str) -> str:
+    """What to do about a bad file of a round."""
+    return f"delete {round_directory} and any later round_* directories to redo from there, or {START_ANEW}"
+
+
+class RunFileError(ValueError):
+    """A stored file of a run is unreadable, missing or from another experiment."""
+
+
+@contextlib.contextmanager
+def reading(path: str, advice: str):
+    """Turns any failure to read or apply the file at `path` into a RunFileError saying what to do."""
+    try:
+        yield
+    except RunFileError:
+        raise
+    except Exception as e:  # TF and numpy raise many kinds for a damaged file
+        raise RunFileError(f"cannot use {path}: {e}. To go on: {advice}") from e
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a NaN or inf; the run keeps its finished rounds."""
+
+
+class Interrupted(Exception):
+    """The run stopped at a checkpoint because a signal asked it to."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+class StopRequest:
+    """Set by a signal handler; RoundLogger checkpoints and stops at the next epoch end."""
+
+    def __init__(self):
+        self.signal_number: Optional[int] = None
+
+    def request(self, signal_number: int) -> None:
+        self.signal_number = signal_number
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+
+STOP = StopRequest()
 
 
 def round_scalars(record) -> Dict[str, float]:
@@ -41,32 +96,92 @@ def finished_rounds(run: str) -> List[Dict[str, Any]]:
         path = layout.metrics_file(layout.round_dir(run, index))
         if index != len(records) or not os.path.exists(path):
             break
-        records.append(storage.load_json(path))
+        with reading(path, redo_from(layout.round_dir(run, index))):
+            record = storage.load_json(path)
+            if not isinstance(record, dict) or record.get("round") != index:
+                raise ValueError(f"it is not the record of round {index}")
+        records.append(record)
     return records
+
+
+def divergence(run: str) -> Optional[Dict[str, Any]]:
+    """Where the run diverged ({'round', 'step', 'reason'}), or None if it never did."""
+    for index in layout.round_indices(run):
+        path = layout.diverged_file(layout.round_dir(run, index))
+        if os.path.exists(path):
+            with reading(path, f"delete it to retry round {index} from its last checkpoint"):
+                return storage.load_json(path)
+    return None
+
+
+def diverged_message(run: str, where: Dict[str, Any]) -> str:
+    """Why a diverged run stops, and what a researcher can do about it."""
+    path = layout.diverged_file(layout.round_dir(run, where["round"]))
+    return (
+        f"training {report.format_divergence(where)} in {run}; its finished rounds are kept. "
+        f"Re-running refuses: change the settings (e.g. a lower --learning_rate), delete {path} "
+        f"to retry the round (from its last checkpoint), or {START_ANEW}"
+    )
 
 
 def resume_point(run: str, only_round: Optional[int] = None) -> Optional[Dict[str, Any]]:
     """The newest checkpoint of a run (or of one round): {'path', 'state', 'round_dir'}, or None."""
     indices = layout.round_indices(run) if only_round is None else [only_round]
     for index in reversed(indices):
-        directory = layout.checkpoint_dir(layout.round_dir(run, index))
-        path = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
-        if path:
-            number = int(re.search(r"-(\d+)$", path).group(1))
-            state = storage.load_json(layout.state_file(directory, number))
-            return {"path": path, "state": state, "round_dir": layout.round_dir(run, index)}
+        round_directory = layout.round_dir(run, index)
+        directory = layout.checkpoint_dir(round_directory)
+        index_file = layout.checkpoint_index_file(directory)
+        if not os.path.exists(index_file):
+            continue  # no checkpoint finished in this round yet
+        with reading(index_file, redo_from(round_directory)):
+            path = tf.train.latest_checkpoint(directory)
+            if path is None:  # TensorFlow only logs a warning
+                raise ValueError("it is unreadable or names a checkpoint that is missing")
+        number = int(re.search(r"-(\d+)$", path).group(1))
+        state_path = layout.state_file(directory, number)
+        with reading(state_path, redo_from(round_directory)):
+            state = storage.load_json(state_path)
+        return {"path": path, "state": state, "round_dir": round_directory}
     return None
 
 
-def restore(model, callback, point, theta_0=None, theta_k=None) -> int:
+def load_thetas(run: str, state: Dict[str, Any]):
+    """The θ₀ and θ_k (None unless the saved state had captured it) a resumed ticket rewinds to."""
+    thetas = []
+    for name, needed in (("theta_0", True), ("theta_k", state["callback"]["has_theta_k"])):
+        path = layout.theta_file(run, name)
+        with reading(path, START_ANEW):
+            thetas.append(lth_keras.WeightSnapshot.load(path) if needed else None)
+    return thetas
+
+
+def check_fits(snapshot, fresh, path: str) -> None:
+    """Refuses weights saved from another model: names and shapes must be the fresh model's."""
+    with reading(path, START_ANEW):
+        shapes = {k: v.shape for k, v in snapshot.items()}
+        expected = {k: v.shape for k, v in fresh.items()}
+        if shapes != expected:
+            differ = sorted(k for k in shapes.keys() | expected.keys() if shapes.get(k) != expected.get(k))
+            raise ValueError(f"its weights do not fit this model (they differ at {differ[:3]})")
+
+
+def restore(model, callback, point, theta_dir: Optional[str] = None) -> int:
     """Puts a run back where `point` left it; returns the Keras epoch to continue from.
 
-    θ₀ defaults to the freshly built model's weights (right for a control, which never
-    rewinds); a ticket passes the θ₀ and θ_k it saved.
+    A ticket passes the directory of the θ₀ and θ_k it saved (`theta_dir`); a control,
+    which never rewinds, keeps the freshly built model's weights as θ₀.
     """
     callback.prepare(model)  # the optimizer's fresh state, before the checkpoint overwrites it
-    tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(point["path"]).assert_consumed()
-    callback.load_state(point["state"]["callback"], theta_0 or callback.theta_0, theta_k)
+    theta_0 = theta_k = None
+    if theta_dir is not None:
+        theta_0, theta_k = load_thetas(theta_dir, point["state"])
+        for snapshot, name in ((theta_0, "theta_0"), (theta_k, "theta_k")):
+            if snapshot is not None:
+                check_fits(snapshot, callback.theta_0, layout.theta_file(theta_dir, name))
+    with reading(point["path"], redo_from(point["round_dir"])):
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        checkpoint.restore(point["path"]).assert_consumed()
+        callback.load_state(point["state"]["callback"], theta_0 or callback.theta_0, theta_k)
     return point["state"]["epoch"]
 
 
@@ -106,9 +221,19 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         self._epochs_done = epoch + 1
         rounds_before = len(self.rounds)
         super().on_epoch_end(epoch, logs)
+        if self.diverged:
+            return  # no checkpoint of NaN weights: a retry starts from the last good one
         self._save_theta()
-        if len(self.rounds) == rounds_before and self._epochs_done % self.checkpoint_every_epochs == 0:
+        due = self._epochs_done % self.checkpoint_every_epochs == 0 or STOP.requested
+        if len(self.rounds) == rounds_before and due:  # a finished round has just checkpointed
+            if self._check_divergence(logs or {}, weights=True):
+                return  # the loss was finite, the weights are not: never checkpoint them
             self._checkpoint(layout.round_dir(self.run_dir, self._round + self.first_round))
+        if STOP.requested:
+            self.model.stop_training = True
+
+    def on_diverged(self, where):
+        storage.save_json(layout.diverged_file(layout.round_dir(self.run_dir, where["round"])), where)
 
     def on_round_end(self, record):
         round_directory = layout.round_dir(self.run_dir, record["round"])
@@ -133,7 +258,12 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
         state = {"epoch": self._epochs_done, "callback": self.state_dict()}
         storage.save_json(layout.state_file(directory, self._epochs_done), state)
-        manager.save(checkpoint_number=self._epochs_done)
+        try:
+            manager.save(checkpoint_number=self._epochs_done)
+        except tf.errors.OpError as e:
+            if os.strerror(errno.ENOSPC) in str(e):
+                raise storage.DiskFullError(directory) from e
+            raise
         for path in glob.glob(os.path.join(directory, "state-*.json")):  # keep the states of kept checkpoints
             number = int(re.search(r"state-(\d+)\.json$", path).group(1))
             if not any(p.endswith(f"-{number}") for p in manager.checkpoints):

@@ -4,7 +4,8 @@
 
 For each experiment: a Markdown table (weights remaining per round; for the ticket and
 each control: test accuracy at the early-stop step and at the end, and the early-stop
-iteration, mean ± std over replicates) and a one-line verdict. Writes report.csv,
+iteration, mean ± std over replicates) and a one-line verdict, followed by a line for each
+replicate whose training diverged (its finished rounds are reported as usual). Writes report.csv,
 accuracy.png and early_stop.png (all experiments on one plot) to --out (default: the
 first directory given).
 """
@@ -38,21 +39,34 @@ def load_experiment(experiment: str) -> Dict[str, List[dict]]:
     return branches
 
 
+def divergences(experiment: str) -> List[str]:
+    """'<branch> replicate <i> diverged at round r, step s (...)' for each replicate that diverged."""
+    lines = []
+    for branch in sorted(os.listdir(experiment)):
+        for run in layout.replicate_dirs(os.path.join(experiment, branch)):
+            where = progress.divergence(run)
+            if where is not None:
+                lines.append(
+                    f"{branch} {os.path.basename(run).replace('_', ' ')} {report.format_divergence(where)}"
+                )
+    return lines
+
+
 def build_report(directories: List[str], out: str) -> str:
     """Writes the CSV and plots into `out`; returns the Markdown text."""
-    experiments = {}
+    experiments, notes = {}, {}
     for directory in directories:
         for experiment in layout.find_experiments(directory):
-            branches = load_experiment(experiment)
-            if branches:
+            branches, diverged = load_experiment(experiment), divergences(experiment)
+            if branches or diverged:  # a run that diverged in round 0 has no finished round
                 experiments[os.path.basename(experiment)] = branches
+                notes[os.path.basename(experiment)] = diverged
     if not experiments:
         raise ValueError(f"no finished rounds found under {', '.join(directories)}")
     sections, rows = [], []
     for name, branches in experiments.items():
-        sections.append(
-            f"## {name}\n\n{report.markdown_table(branches)}\n\n{report.verdict(name, branches)}\n"
-        )
+        lines = [report.markdown_table(branches), report.verdict(name, branches)] + notes[name]
+        sections.append(f"## {name}\n\n" + "\n\n".join(lines) + "\n")
         rows.extend(report.csv_rows(name, branches))
     os.makedirs(out, exist_ok=True)
     text = io.StringIO()

@@ -4,12 +4,19 @@
 `main(defaults)` only turns flags into a config and calls it. Re-running the same
 command continues where the last run stopped: finished rounds are skipped, an unfinished
 round resumes from its last checkpoint.
+
+Exit codes of `main`: 0 done; 2 nothing trained or usable files (a bad flag, a stored
+file that cannot be used, another run holding the lock, a diverged run re-run); 1 the
+disk filled up (free space, re-run to resume); 3 training diverged (NaN or inf); 130 or
+143 stopped by SIGINT or SIGTERM at a checkpoint (re-run to resume).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from typing import Any, Dict, List
@@ -18,7 +25,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import lth_keras
-from experiments import components, layout, progress
+from experiments import components, layout, lock, progress
 from experiments import config as config_lib
 from lth_keras import datasets, models, storage
 
@@ -34,20 +41,23 @@ def hparams_of(config) -> Dict[str, Any]:
     return result
 
 
+def _refuse_if_diverged(run: str) -> None:
+    """A run that diverged would diverge again: re-running it is refused, not retrained."""
+    where = progress.divergence(run)
+    if where is not None:
+        raise ValueError(progress.diverged_message(run, where))
+
+
 def _train(config, splits, model, callback, rounds, point, theta_dir=None):
     """Fits `rounds` rounds with `callback`, first restoring checkpoint `point` if given.
 
     `theta_dir` holds the θ₀/θ_k a resumed ticket rewinds to (None for a control).
+    Raises TrainingDiverged or Interrupted when training stopped early.
     """
     epochs_per_round = config.iterations // config.eval_every
     initial_epoch = 0
     if point is not None:
-        thetas = [None, None]
-        if theta_dir is not None:
-            for i, name in enumerate(("theta_0", "theta_k")):
-                path = layout.theta_file(theta_dir, name)
-                thetas[i] = lth_keras.WeightSnapshot.load(path) if os.path.exists(path) else None
-        initial_epoch = progress.restore(model, callback, point, *thetas)
+        initial_epoch = progress.restore(model, callback, point, theta_dir)
         print(f"resuming {point['round_dir']} at {progress.describe(point['state'])}")
     callback.set_initial_epoch(initial_epoch)
     train = datasets.training_stream(
@@ -68,6 +78,10 @@ def _train(config, splits, model, callback, rounds, point, theta_dir=None):
         callbacks=[callback],
         verbose=0,
     )
+    if callback.diverged:
+        raise progress.TrainingDiverged(progress.diverged_message(callback.run_dir, callback.diverged))
+    if progress.STOP.requested:
+        raise progress.Interrupted(progress.STOP.signal_number)
     return callback
 
 
@@ -77,6 +91,7 @@ def run_ticket(config, splits, strategy, dirs, seed) -> List[dict]:
     done = progress.finished_rounds(dirs["read"])
     if len(done) >= total:
         return done[:total]
+    _refuse_if_diverged(dirs["read"])
     with strategy.scope():
         model = components.build_model(config, splits, seed)
         components.compile_model(model, config)
@@ -87,6 +102,7 @@ def run_ticket(config, splits, strategy, dirs, seed) -> List[dict]:
         epochs_per_round=config.iterations // config.eval_every,
         rewind_step=config.rewind_step,
         one_shot=config.one_shot,
+        keep_theta_0=False,  # saved to theta_0.npz before θ_k is captured
         verbose=1,
     )
     _train(config, splits, model, callback, total, progress.resume_point(dirs["read"]), dirs["read"])
@@ -101,21 +117,27 @@ def run_control(config, splits, strategy, dirs, ticket_dir, seed) -> List[dict]:
             f"--control={config.control} retrains the ticket's saved masks, but {ticket_dir} has no "
             "finished round: run the same command with --control=none first"
         )
-    theta_0 = lth_keras.WeightSnapshot.load(layout.theta_file(ticket_dir, "theta_0"))
+    theta_path = layout.theta_file(ticket_dir, "theta_0")
+    with progress.reading(theta_path, progress.START_ANEW):
+        theta_0 = lth_keras.WeightSnapshot.load(theta_path)
     done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
+    _refuse_if_diverged(dirs["read"])
     for record in ticket_rounds[: config.prune_iters + 1]:
         index = record["round"]
         if index in done:
             continue
-        masks = lth_keras.Masks.load(layout.round_dir(ticket_dir, index))
+        round_directory = layout.round_dir(ticket_dir, index)
         control_seed = seed + 1 + index
         with strategy.scope():
             model = components.build_model(config, splits, seed)
-            lth_keras.set_masks(model, masks)
+            with progress.reading(layout.masks_file(round_directory), progress.redo_from(round_directory)):
+                masks = lth_keras.Masks.load(round_directory)
+                lth_keras.set_masks(model, masks)
             if config.control == "reinit":
                 lth_keras.reinit(model, seed=control_seed)
             else:
-                lth_keras.random_prune(model, theta_0, seed=control_seed, masks=masks)
+                with progress.reading(theta_path, progress.START_ANEW):
+                    lth_keras.random_prune(model, theta_0, seed=control_seed, masks=masks)
             components.compile_model(model, config)
         callback = progress.RoundLogger(
             dirs["write"],
@@ -129,16 +151,44 @@ def run_control(config, splits, strategy, dirs, ticket_dir, seed) -> List[dict]:
     return progress.finished_rounds(dirs["write"])[: config.prune_iters + 1]
 
 
+def _overwrite(config, experiment: str) -> None:
+    """--overwrite: deletes the branch, or for the ticket the whole experiment but for the locks.
+
+    Refuses while another branch of the experiment is being run (its lock is held).
+    """
+    own_lock = layout.lock_file(experiment, config.control)
+    if config.control != "none":
+        targets = [layout.branch_dir(experiment, config.control)]
+    else:
+        for path in layout.lock_files(experiment):
+            owner = lock.live_owner(path) if path != own_lock else None
+            if owner is not None:
+                raise lock.LockedError(
+                    f"--overwrite would delete {experiment}, but another run ({lock.describe(owner)}) "
+                    f"holds {path}; wait for it to finish (or stop it)"
+                )
+        names = os.listdir(experiment) if os.path.isdir(experiment) else []
+        targets = [os.path.join(experiment, n) for n in names if os.path.join(experiment, n) != own_lock]
+    targets = [t for t in targets if os.path.exists(t)]
+    if targets:
+        print(f"--overwrite: deleting {', '.join(targets)}")
+    for target in targets:
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        else:
+            os.remove(target)
+
+
 def prepare_experiment(config, experiment: str) -> None:
     """Checks a stored experiment matches this command (or clears it with --overwrite)."""
     path = layout.config_file(experiment)
     if config.overwrite:
-        target = experiment if config.control == "none" else layout.branch_dir(experiment, config.control)
-        if os.path.exists(target):
-            print(f"--overwrite: deleting {target}")
-            shutil.rmtree(target)
+        _overwrite(config, experiment)
     if os.path.exists(path):
-        stored = storage.load_json(path)
+        with progress.reading(path, progress.START_ANEW):
+            stored = storage.load_json(path)
+            if not isinstance(stored, dict):
+                raise ValueError("it does not hold a configuration")
         stored_settings = {k: v for k, v in stored.items() if k not in config_lib.NOT_IN_NAME}
         given = config_lib.result_settings(config)
         differ = sorted(
@@ -167,8 +217,15 @@ def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str =
     strategy = components.make_strategy(config)
     experiment = layout.experiment_dir(config)
     chief = components.is_chief(strategy)
-    if chief:
-        prepare_experiment(config, experiment)
+    # One process per branch; other workers of a cluster write elsewhere and take no lock.
+    with lock.RunLock(layout.lock_file(experiment, config.control)) if chief else contextlib.nullcontext():
+        if chief:
+            prepare_experiment(config, experiment)
+        return _run_replicates(config, splits, strategy, experiment, chief)
+
+
+def _run_replicates(config, splits, strategy, experiment: str, chief: bool) -> Dict[str, Any]:
+    """Every replicate of the branch `config.control` names; returns {replicate: [round records]}."""
     # Other workers of a cluster train in lockstep, read the chief's files and write elsewhere.
     write_root = experiment if chief else tempfile.mkdtemp(prefix="lth_keras_worker_")
     results = {}
@@ -203,10 +260,40 @@ def main(defaults: config_lib.ExperimentConfig) -> None:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines (checkpoint saves) are noise here
             logging.set_verbosity(logging.WARNING)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, _stop_at_next_checkpoint)
         try:
             train_and_evaluate(config_lib.config_from_flags(), suite_dataset=defaults.dataset)
         except (ValueError, FileNotFoundError, datasets.DatasetUnavailableError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _exit(2, f"error: {e}")
+        except storage.DiskFullError as e:
+            _exit(1, f"error: {e}; free space and re-run the same command to resume")
+        except progress.TrainingDiverged as e:
+            _exit(3, f"error: {e}")
+        except progress.Interrupted as e:
+            name = signal.Signals(e.signal_number).name
+            _exit(
+                128 + e.signal_number,
+                f"stopped by {name} after a checkpoint; re-run the same command to resume",
+            )
 
     app.run(run)
+
+
+def _stop_at_next_checkpoint(signal_number, frame) -> None:
+    """First SIGINT/SIGTERM: checkpoint and stop at the next epoch end. A second one acts at once."""
+    signal.signal(
+        signal_number, signal.SIG_DFL if signal_number != signal.SIGINT else signal.default_int_handler
+    )
+    progress.STOP.request(signal_number)
+    name = signal.Signals(signal_number).name
+    print(
+        f"{name}: stopping at the next checkpoint (send it again to stop at once)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _exit(code: int, message: str) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(code)

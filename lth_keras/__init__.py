@@ -12,6 +12,7 @@ Example:
 from lth_keras._keras import keras
 from lth_keras.callback import LotteryTicketCallback, format_round
 from lth_keras.controls import random_prune, reinit
+from lth_keras.invariants import InvariantError
 from lth_keras.masks import Masks, magnitude_prune, random_masks_like
 from lth_keras.model_state import (
     WeightSnapshot,
@@ -27,6 +28,7 @@ from lth_keras.wrapping import custom_objects, load_model, prune_for_lottery, st
 
 __all__ = [
     "keras",
+    "InvariantError",
     "LotteryTicketCallback",
     "LotteryTicketSchedule",
     "Masks",

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from lth_keras._keras import keras
+from lth_keras import invariants
 from lth_keras.masks import Masks, magnitude_prune
 from lth_keras.model_state import (
     OptimizerReset,
@@ -14,13 +15,19 @@ from lth_keras.model_state import (
     get_effective_weights,
     get_masks,
     layer_rates,
+    masked_variables,
     pruning_groups,
     restore_snapshot,
     set_masks,
     take_snapshot,
 )
 from lth_keras.tickets import Ticket, save_ticket
-from lth_keras.validation import check_non_negative_int, check_positive_int
+from lth_keras.validation import (
+    check_bool,
+    check_eval_data,
+    check_non_negative_int,
+    check_positive_int,
+)
 from lth_keras.wrapping import apply_masks_to_weights, enable_training, lottery_layers
 
 log = logging.getLogger(__name__)
@@ -36,7 +43,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
     θ₀ (captured when training starts) or θ_k (after `rewind_step` steps of round 0),
     resets the optimizer's slots and sets its step counter to `rewind_step`. If `fit`
     ends at a round boundary the model keeps its trained weights; the next `fit` with
-    the same callback prunes first.
+    the same callback prunes first. If an epoch ends with a NaN or inf loss or weight,
+    training stops mid-round and `diverged` records the round and step.
 
     Args:
       epochs_per_round: epochs per round; give this or `steps_per_round`.
@@ -56,6 +64,14 @@ class LotteryTicketCallback(keras.callbacks.Callback):
       first_round: the number the first round's record gets (e.g. r for a control run
         that retrains the mask of round r); pruning and rewinding are unaffected.
       verbose: 1 prints a line per finished round, 0 is silent.
+      keep_theta_0: with late rewinding (`rewind_step` > 0), False drops θ₀ from
+        memory once θ_k is captured: rounds rewind to θ_k only, and θ₀ would be a
+        second copy of the weights (save it first if you need it, as the experiment
+        scripts do). Ignored when `rewind_step` is 0.
+      check_invariants: at each round boundary, check that masks are 0/1 and only
+        shrink, pruned weights are exactly 0, each layer (or global group) lost exactly
+        its scheduled count and θ₀/θ_k are unchanged since captured; raises
+        `InvariantError` if not. One pass over the weights per round.
 
     Example:
       >>> ticket = lth_keras.LotteryTicketCallback(epochs_per_round=5)
@@ -75,6 +91,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         eval_batch_size: int = 1000,
         first_round: int = 0,
         verbose: int = 1,
+        keep_theta_0: bool = True,
+        check_invariants: bool = True,
     ):
         super().__init__()
         if (epochs_per_round is None) == (steps_per_round is None):
@@ -95,11 +113,14 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self.eval_every_steps = check_positive_int(eval_every_steps, "eval_every_steps", allow_none=True)
         if self.eval_every_steps is not None and validation_data is None:
             raise ValueError("`eval_every_steps` needs `validation_data` to evaluate on")
-        self.validation_data = validation_data
-        self.test_data = test_data
+        self.validation_data = check_eval_data(validation_data, "validation_data")
+        self.test_data = check_eval_data(test_data, "test_data")
         self.eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
         self.first_round = check_non_negative_int(first_round, "first_round")
-        self.verbose = verbose
+        self.verbose = check_non_negative_int(verbose, "verbose")
+        self.keep_theta_0 = check_bool(keep_theta_0, "keep_theta_0")
+        self.check_invariants = check_bool(check_invariants, "check_invariants")
+        self._theta_digests: Dict[str, Dict[str, str]] = {}  # "theta_0"/"theta_k" -> weight digests
 
         self.rounds: List[Dict[str, Any]] = []
         self.theta_0: Optional[WeightSnapshot] = None
@@ -112,6 +133,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._epoch_start_steps = 0
         self._round_start_iteration = 0
         self._best = None  # (val_loss, step, val_metrics) of the current round
+        self.diverged: Optional[Dict[str, Any]] = None  # {'round', 'step', 'reason'} once NaN/inf
 
     # --- what the round logic rewinds to -------------------------------------------
 
@@ -141,9 +163,13 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if optimizer is None:
             raise ValueError("compile the model before training it with LotteryTicketCallback")
         self._check_steps_per_execution()
+        if self.diverged:
+            raise ValueError(
+                f"training diverged at round {self.diverged['round']}, step {self.diverged['step']}"
+            )
         if self.one_shot and len(self.rounds) >= 2:
             raise ValueError("this one-shot ticket has finished both its rounds; nothing is left to train")
-        if self.theta_0 is None:
+        if self.theta_0 is None and self.theta_k is None:
             self._capture_initial_state(optimizer)
         elif self._optimizer_reset is None:
             raise ValueError(
@@ -168,6 +194,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if self._round == 0 and self.rewind_step and self.theta_k is None:
             if self._round_steps >= self.rewind_step:
                 self.theta_k = take_snapshot(self.model)
+                self._release_theta_0()
+                self._remember_theta_digests()
         if self.eval_every_steps and self._round_steps % self.eval_every_steps == 0:
             self._track(self._round_steps, self._evaluate())
         if self.steps_per_round and self._round_steps == self.steps_per_round:
@@ -176,6 +204,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self._check_divergence(logs):
+            return
         if self.steps_per_round is None:
             self._round_steps = int(self.model.optimizer.iterations.numpy()) - self._round_start_iteration
             self._round_epochs += 1
@@ -218,6 +248,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             )
         enable_training(self.model)
         self.theta_0 = take_snapshot(self.model)
+        self._remember_theta_digests()
         self._optimizer_reset = OptimizerReset(
             optimizer, self.model.trainable_variables, self.model.distribute_strategy
         )
@@ -249,7 +280,32 @@ class LotteryTicketCallback(keras.callbacks.Callback):
                 metrics.update(self._evaluate(self.test_data, "test_"))
             self._best = (loss, step, metrics)
 
+    def _check_divergence(self, logs, weights: bool = False) -> bool:
+        """Stops training if the loss (or, with `weights`, a weight) is NaN or inf; records it in `diverged`.
+
+        The loss is the mean over the steps so far, so one NaN or inf step shows in it. The
+        weights are read only when asked (at a round's end, before they are ranked): reading
+        them every epoch would cost a copy of the model each time.
+        """
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            reason = f"loss {loss}"
+        elif weights and not all(np.isfinite(w.numpy()).all() for w in self.model.weights):
+            reason = "a weight is NaN or inf"
+        else:
+            return False
+        step = int(self.model.optimizer.iterations.numpy()) - self._round_start_iteration
+        self.diverged = {"round": self._round + self.first_round, "step": step, "reason": reason}
+        self.model.stop_training = True
+        log.warning(
+            "training diverged (%s) at round %d, step %d: stopping", reason, self.diverged["round"], step
+        )
+        self.on_diverged(self.diverged)
+        return True
+
     def _finish_round(self, logs):
+        if self._check_divergence(logs, weights=True):
+            return
         if self._round == 0 and self.rewind_step and self.theta_k is None:
             raise ValueError(
                 f"`rewind_step`={self.rewind_step} is beyond the first round, which "
@@ -287,19 +343,51 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def _start_next_round(self):
         """Prunes by magnitude of the trained weights, rewinds, resets the optimizer."""
+        masks_before = get_masks(self.model)
         new_masks = magnitude_prune(
             get_effective_weights(self.model),
-            get_masks(self.model),
+            masks_before,
             layer_rates(self.model),
             pruning_groups(self.model),
         )
         set_masks(self.model, new_masks)
         restore_snapshot(self.model, self.rewind_weights)
         self._optimizer_reset.reset(self.rewind_step)
+        if self.check_invariants:
+            self._check_round_invariants(masks_before)
         self._round += 1
         self._round_start_iteration = self.rewind_step
         self._pending_prune = False
         self.on_round_begin(self._round)
+
+    def _check_round_invariants(self, masks_before: Masks) -> None:
+        """Raises InvariantError if pruning and rewinding broke what must hold between rounds."""
+        variables = masked_variables(self.model)
+        invariants.check_round_boundary(
+            masks_before,
+            {key: mask.numpy() for key, (_, mask) in variables.items()},
+            {key: weight.numpy() for key, (weight, _) in variables.items()},
+            layer_rates(self.model),
+            pruning_groups(self.model),
+        )
+        for name, snapshot in self._thetas().items():
+            invariants.check_unchanged(snapshot, self._theta_digests[name], name)
+
+    def _release_theta_0(self) -> None:
+        """Drops θ₀ once θ_k, the only rewind target of late rewinding, is there (keep_theta_0=False)."""
+        if not self.keep_theta_0 and self.rewind_step and self.theta_k is not None:
+            self.theta_0 = None
+            self._theta_digests.pop("theta_0", None)
+
+    def _thetas(self) -> Dict[str, WeightSnapshot]:
+        """The captured rewind targets by name: 'theta_0' and, once captured, 'theta_k'."""
+        thetas = {"theta_0": self.theta_0, "theta_k": self.theta_k}
+        return {name: snapshot for name, snapshot in thetas.items() if snapshot is not None}
+
+    def _remember_theta_digests(self) -> None:
+        """Digests of θ₀/θ_k as captured (or loaded), to check they stay so."""
+        if self.check_invariants:
+            self._theta_digests = {name: invariants.digests(s) for name, s in self._thetas().items()}
 
     # --- extension points and state ------------------------------------------------
 
@@ -323,6 +411,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             "best": list(self._best) if self._best else None,
             "rounds": self.rounds,
             "has_theta_k": self.theta_k is not None,
+            "diverged": self.diverged,
+            "theta_digests": self._theta_digests,
         }
 
     def load_state(self, state: Dict[str, Any], theta_0, theta_k=None) -> None:
@@ -331,6 +421,11 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             raise ValueError("the saved state had captured θ_k, but no θ_k was given to load_state")
         self.theta_0 = WeightSnapshot(theta_0)
         self.theta_k = WeightSnapshot(theta_k) if theta_k is not None else None
+        self._remember_theta_digests()
+        for name, saved in state.get("theta_digests", {}).items():  # θ files changed since the save?
+            if name in self._theta_digests:
+                invariants.check_digests(self._theta_digests[name], saved, f"{name} given to load_state")
+        self._release_theta_0()
         self._round = state["round"]
         self._round_epochs = state["round_epochs"]
         self._round_steps = state["round_steps"]
@@ -338,12 +433,16 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._pending_prune = state["pending_prune"]
         self._best = tuple(state["best"]) if state["best"] else None
         self.rounds = list(state["rounds"])
+        self.diverged = state.get("diverged")
 
     def on_round_begin(self, round_index: int) -> None:
         """Called after pruning and rewinding, before round `round_index` trains."""
 
     def on_round_end(self, record: Dict[str, Any]) -> None:
         """Called with each finished round's record; override to log or save."""
+
+    def on_diverged(self, where: Dict[str, Any]) -> None:
+        """Called once when training diverges ({'round', 'step', 'reason'}); training then stops."""
 
     def save(self, directory: str) -> None:
         """Writes masks, θ₀ (and θ_k) and the round records to `directory`."""

@@ -14,6 +14,8 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from lth_keras.validation import check_bool, check_seed
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -269,11 +271,16 @@ def _checked_arrays(x, y, batch_size, training: bool, augment: bool):
     """The arrays as numpy, after checking they can make the pipeline asked for."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_bool(training, "training")
+    check_bool(augment, "augment")
     x, y = np.asarray(x), np.asarray(y)
+    for array, name in ((x, "x"), (y, "y")):
+        if array.ndim == 0:
+            raise ValueError(f"`{name}` must be an array of examples, got a scalar {array!r}")
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} inputs, {len(y)} labels")
     if len(x) == 0:
-        raise ValueError("cannot make a pipeline from an empty dataset")
+        raise ValueError(f"cannot make a pipeline from an empty dataset: x has shape {x.shape}")
     if training and len(x) < batch_size:
         raise ValueError(f"batch_size={batch_size} exceeds the {len(x)} examples: no full batch to train on")
     if augment and not training:
@@ -295,6 +302,7 @@ def make_pipeline(
     training=False: in order, every example (the last batch may be short), prefetched.
     """
     x, y = _checked_arrays(x, y, batch_size, training, augment)
+    check_seed(seed)
     x_all, y_all = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
     indices = tf.data.Dataset.range(len(x))
     if training:
@@ -322,6 +330,7 @@ def training_stream(
     resumed at `start_step` sees exactly the batches an uninterrupted run would.
     """
     x, y = _checked_arrays(x, y, batch_size, True, augment)
+    check_seed(seed)
     if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) or start_step < 0:
         raise ValueError(f"start_step must be an integer >= 0, got {start_step!r}")
     x_all, y_all = tf.convert_to_tensor(x), tf.convert_to_tensor(y)

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, Mapping, Sequence
 import numpy as np
 
 from lth_keras import storage
+from lth_keras.validation import check_rate
 
 MASKS_FILE = "masks.npz"
 
@@ -35,9 +36,14 @@ class Masks(storage.NamedArrays):
     """
 
     def _convert(self, key: str, value) -> np.ndarray:
+        if not isinstance(key, str):
+            raise TypeError(f"mask keys must be weight keys 'layer/weight' (strings), got {key!r}")
         array = np.asarray(value)
-        if not np.all((array == 0) | (array == 1)):
-            raise ValueError(f"mask {key!r} holds values other than 0 and 1")
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"mask {key!r} must hold numbers 0 and 1, got dtype {array.dtype}")
+        bad = array[(array != 0) & (array != 1)]
+        if bad.size:
+            raise ValueError(f"mask {key!r} holds values other than 0 and 1, e.g. {bad.flat[0]!r}")
         return array.astype(np.float32)
 
     @property
@@ -89,6 +95,31 @@ class Masks(storage.NamedArrays):
         return cls.load_file(os.path.join(directory, MASKS_FILE))
 
 
+def _check_groups(groups, weights, masks, rates) -> None:
+    """Raises naming the weight key when `magnitude_prune` cannot rank a group as asked."""
+    seen = set()
+    for group in groups:
+        if not group:
+            raise ValueError("`groups` holds an empty group: each group needs at least one weight key")
+        for key in group:
+            if key in seen:
+                raise ValueError(f"weight {key!r} is in more than one group (or twice in one)")
+            seen.add(key)
+            for mapping, argument in ((weights, "weights"), (masks, "masks"), (rates, "rates")):
+                if key not in mapping:
+                    raise ValueError(f"weight {key!r} is in `groups` but has no entry in `{argument}`")
+            check_rate(rates[key], f"rates[{key!r}]")
+            if np.shape(weights[key]) != masks[key].shape:
+                raise ValueError(
+                    f"weight {key!r} has shape {np.shape(weights[key])} but its mask has {masks[key].shape}"
+                )
+            if not np.all(np.isfinite(weights[key])):
+                raise ValueError(f"weight {key!r} holds NaN or inf: cannot rank it by magnitude")
+        group_rates = sorted({rates[key] for key in group})
+        if len(group_rates) != 1:
+            raise ValueError(f"weights {group} are ranked together but have rates {group_rates}")
+
+
 def magnitude_prune(
     weights: Mapping[str, np.ndarray],
     masks: Mapping[str, np.ndarray],
@@ -102,15 +133,10 @@ def magnitude_prune(
     `count_to_prune(surviving, rate)` of its surviving weights, exactly, whatever the
     ties. Keys in no group keep their mask. Already pruned weights stay pruned.
     """
-    new_masks = {key: np.array(mask, dtype=np.float32) for key, mask in masks.items()}
+    new_masks = dict(Masks(masks))  # checked float32 copies; entries are replaced, never modified
+    groups = [list(group) for group in groups]
+    _check_groups(groups, weights, new_masks, rates)
     for group in groups:
-        group = list(group)
-        group_rates = {rates[key] for key in group}
-        if len(group_rates) != 1:
-            raise ValueError(f"weights {group} are ranked together but have rates {sorted(group_rates)}")
-        for key in group:
-            if not np.all(np.isfinite(weights[key])):
-                raise ValueError(f"weight {key!r} holds NaN or inf: cannot rank it by magnitude")
         flat_masks = [new_masks[key].ravel() for key in group]
         # Pruned weights score -inf so they sort first and are never counted twice.
         scores = np.concatenate(
@@ -118,7 +144,7 @@ def magnitude_prune(
         )
         already_pruned = int(np.sum(np.isneginf(scores)))
         surviving = scores.size - already_pruned
-        prune_total = already_pruned + count_to_prune(surviving, group_rates.pop())
+        prune_total = already_pruned + count_to_prune(surviving, rates[group[0]])
         keep = np.ones(scores.size, dtype=np.float32)
         if prune_total:
             lowest = np.argpartition(scores, prune_total - 1)[:prune_total]

@@ -160,11 +160,18 @@ def optimizer_variables(optimizer):
     return list(variables() if callable(variables) else variables)
 
 
+def loss_scale_variables(optimizer):
+    """A mixed-precision LossScaleOptimizer's dynamic loss scale and its counter; [] otherwise."""
+    loss_scale = getattr(optimizer, "_loss_scale", None)
+    return list(getattr(loss_scale, "_weights", {}).values())
+
+
 class OptimizerReset:
     """Remembers an optimizer's freshly built state so it can be put back exactly.
 
     Slot variables start as constants (zeros for Adam and SGD momentum, an initial
-    accumulator for Adagrad); only that constant is kept, not a copy of each slot.
+    accumulator for Adagrad); only that constant is kept, not a copy of each slot. Under
+    mixed precision the dynamic loss scale goes back to its initial value too.
     """
 
     def __init__(self, optimizer, trainable_variables, strategy=None):
@@ -176,7 +183,7 @@ class OptimizerReset:
             else:
                 optimizer.build(trainable_variables)
         self._initial = {}
-        for variable in optimizer_variables(optimizer):
+        for variable in optimizer_variables(optimizer) + loss_scale_variables(optimizer):
             if variable is optimizer.iterations:
                 continue
             value = variable.numpy()

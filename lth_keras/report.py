@@ -217,3 +217,8 @@ def figure_png(figure) -> bytes:
     figure.savefig(buffer, format="png", dpi=110)
     pyplot.close(figure)
     return buffer.getvalue()
+
+
+def format_divergence(where: Dict[str, Any]) -> str:
+    """'diverged at round 3, step 1200 (loss nan)' from a callback's `diverged` record."""
+    return f"diverged at round {where['round']}, step {where['step']} ({where['reason']})"

@@ -2,9 +2,11 @@
 
 Every write goes to a temporary file in the same directory and is then renamed over
 the target, so a crash leaves either the old file or the new one, never half of one.
+A write that fails for lack of space raises `DiskFullError` naming the file.
 """
 
 import collections.abc
+import errno
 import json
 import os
 import tempfile
@@ -12,6 +14,17 @@ import zipfile
 from typing import Dict, Mapping
 
 import numpy as np
+
+
+class DiskFullError(OSError):
+    """No space left on the device while writing a file; the old file, if any, is intact."""
+
+    def __init__(self, path: str):
+        super().__init__(errno.ENOSPC, f"no space left on device while writing {path}")
+        self.path = path
+
+    def __str__(self):
+        return self.strerror
 
 
 def _umask() -> int:
@@ -22,18 +35,21 @@ def _umask() -> int:
 
 def _atomic_write(path: str, write_fn, mode: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; results should read like any file
+    tmp_path = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; results should read like any file
         with os.fdopen(fd, mode) as f:
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
+    except BaseException as e:
+        if tmp_path is not None and os.path.exists(tmp_path):
             os.remove(tmp_path)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise DiskFullError(path) from e
         raise
 
 

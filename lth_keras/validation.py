@@ -2,6 +2,9 @@
 
 import numbers
 
+import numpy as np
+import tensorflow as tf
+
 
 def check_rate(value, name: str) -> float:
     """Returns `value` as a float if it is a number in [0, 1); raises otherwise."""
@@ -38,3 +41,54 @@ def check_choice(value, choices, name: str):
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """Returns `value` if it is True or False; raises TypeError otherwise."""
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}")
+    return value
+
+
+# TensorFlow and NumPy seeds are 64-bit.
+_MAX_SEED = 2**63 - 1
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """Returns `value` if it is an int in [0, 2**63); raises otherwise."""
+    value = check_non_negative_int(value, name)
+    if value > _MAX_SEED:
+        raise ValueError(f"`{name}` must be < 2**63, got {value!r}")
+    return value
+
+
+def _count(array) -> int:
+    """Number of examples in an array-like (its first dimension)."""
+    shape = np.shape(array)
+    if not shape:
+        raise ValueError(f"expected an array of examples, got a scalar {array!r}")
+    return int(shape[0])
+
+
+def check_eval_data(data, name: str):
+    """Returns `data` if it can be evaluated: None, an (x, y) pair of arrays or a dataset.
+
+    Raises TypeError for a lone array or a tuple that is not a pair, and ValueError
+    for a pair whose lengths differ, or data known to be empty.
+    """
+    if data is None:
+        return None
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise TypeError(f"`{name}` must be an (x, y) pair or a dataset, got {len(data)} items")
+        inputs, labels = (_count(part) for part in data)
+        if inputs != labels:
+            raise ValueError(f"`{name}` has {inputs} inputs but {labels} labels")
+        if inputs == 0:
+            raise ValueError(f"`{name}` is empty (0 examples): nothing to evaluate on")
+        return data
+    if isinstance(data, (np.ndarray, tf.Tensor)):
+        raise TypeError(f"`{name}` must be an (x, y) pair or a dataset, got one array of shape {data.shape}")
+    if isinstance(data, tf.data.Dataset) and int(data.cardinality()) == 0:
+        raise ValueError(f"`{name}` is an empty dataset: nothing to evaluate on")
+    return data

@@ -9,6 +9,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras import (
 )
 
 from lth_keras._keras import check_keras2_model, keras
+from lth_keras.lottery_wrapper import LotteryPruneLowMagnitude
 from lth_keras.schedule import SCOPES, LotteryTicketSchedule
 from lth_keras.validation import check_choice, check_rate
 
@@ -77,6 +78,33 @@ def _check_names(names: Iterable[str], known, argument: str) -> None:
         raise ValueError(f"`{argument}` names layers the model does not have: {unknown}")
 
 
+def _checked_layer_rates(layer_pruning_rates) -> Dict[str, float]:
+    """`layer_pruning_rates` as a dict of checked rates; raises naming a bad entry."""
+    if layer_pruning_rates is None:
+        return {}
+    if not isinstance(layer_pruning_rates, Mapping):
+        raise TypeError(
+            f"`layer_pruning_rates` must be a mapping of layer name -> rate, got {layer_pruning_rates!r}"
+        )
+    return {
+        name: check_rate(rate, f"layer_pruning_rates[{name!r}]") for name, rate in layer_pruning_rates.items()
+    }
+
+
+def _checked_exclude(exclude) -> set:
+    """`exclude` (one layer name or an iterable of names) as a set; raises naming a bad entry."""
+    if isinstance(exclude, str):
+        return {exclude}
+    if not isinstance(exclude, Iterable):
+        raise TypeError(f"`exclude` must be layer names, got {exclude!r}")
+    names = set()
+    for name in exclude:
+        if not isinstance(name, str):
+            raise TypeError(f"`exclude` must hold layer names (strings), got {name!r}")
+        names.add(name)
+    return names
+
+
 def lottery_rates(
     model,
     pruning_rate: float,
@@ -93,12 +121,8 @@ def lottery_rates(
     conv_pruning_rate = check_rate(
         pruning_rate if conv_pruning_rate is None else conv_pruning_rate, "conv_pruning_rate"
     )
-    layer_pruning_rates = dict(layer_pruning_rates or {})
-    for name, rate in layer_pruning_rates.items():
-        check_rate(rate, f"layer_pruning_rates[{name!r}]")
-    if isinstance(exclude, str):
-        exclude = [exclude]
-    exclude = set(exclude)
+    layer_pruning_rates = _checked_layer_rates(layer_pruning_rates)
+    exclude = _checked_exclude(exclude)
 
     layers = flat_layers(model)
     names = [layer.name for layer in layers]
@@ -141,6 +165,32 @@ def _check_wrappable(model) -> None:
         isinstance(l, PruneLowMagnitude) for l in flat_layers(model)
     ):
         raise ValueError(f"model {model.name!r} already has pruning wrappers")
+    _check_unique_layer_names(model)
+
+
+def _check_unique_layer_names(model) -> None:
+    """Raises ValueError naming a layer name that two different layers share.
+
+    Masks and snapshots are keyed by layer name, so two layers of one name (e.g. in
+    two nested models) would overwrite each other's entries.
+    """
+    seen = {}
+    for layer in flat_layers(model):
+        other = seen.setdefault(layer.name, layer)
+        if other is not layer:
+            raise ValueError(
+                f"model {model.name!r} has two different layers named {layer.name!r} (nested models "
+                "included); masks and weights are keyed by layer name: give the layers unique names"
+            )
+
+
+def _check_something_to_prune(model, rates) -> None:
+    if not rates:
+        layers = [f"{layer.name} ({type(layer).__name__})" for layer in flat_layers(model)]
+        raise ValueError(
+            f"model {model.name!r} has no layer to prune among {layers} once `exclude` is applied; "
+            "prune_for_lottery needs at least one Dense, Conv or other layer tfmot can prune"
+        )
 
 
 def _copy_weights(source, target) -> None:
@@ -186,6 +236,7 @@ def prune_for_lottery(
     rates = lottery_rates(
         model, pruning_rate, output_pruning_rate, conv_pruning_rate, layer_pruning_rates, exclude
     )
+    _check_something_to_prune(model, rates)
 
     def wrap(layer):
         if isinstance(layer, keras.Model):
@@ -193,7 +244,7 @@ def prune_for_lottery(
         fresh = layer.__class__.from_config(layer.get_config())
         if layer.name not in rates:
             return fresh
-        return prune.prune_low_magnitude(
+        return LotteryPruneLowMagnitude(
             fresh, pruning_schedule=LotteryTicketSchedule(rates[layer.name], scope)
         )
 
@@ -261,6 +312,8 @@ def custom_objects() -> Dict[str, type]:
     """The custom objects `keras.models.load_model` needs for a lottery model."""
     return {
         "PruneLowMagnitude": PruneLowMagnitude,
+        "LotteryPruneLowMagnitude": LotteryPruneLowMagnitude,
+        keras.utils.get_registered_name(LotteryPruneLowMagnitude): LotteryPruneLowMagnitude,
         "LotteryTicketSchedule": LotteryTicketSchedule,
         keras.utils.get_registered_name(LotteryTicketSchedule): LotteryTicketSchedule,
     }

@@ -85,6 +85,22 @@ def test_rewind_to_theta_k_is_bit_exact_and_iterations_replay(settings):
             np.testing.assert_array_equal(value, expected, err_msg=name)
 
 
+def test_keep_theta_0_false_drops_theta_0_once_theta_k_is_captured():
+    _, kept, kept_probe = _train(rounds=3, callback_kwargs={"rewind_step": 4})
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1234)
+    _, lean, probe = _train(rounds=3, callback_kwargs={"rewind_step": 4, "keep_theta_0": False})
+    assert kept.theta_0 is not None and lean.theta_0 is None
+    for name, value in lean.theta_k.items():  # the rounds still rewind to the same θ_k
+        np.testing.assert_array_equal(value, kept.theta_k[name], err_msg=name)
+    for (_, weights, _, _), (_, kept_weights, _, _) in zip(probe.epoch_begin, kept_probe.epoch_begin):
+        for name, value in weights.items():
+            np.testing.assert_array_equal(value, kept_weights[name], err_msg=name)
+    # Without late rewinding θ₀ is the rewind target and is never dropped.
+    _, ticket, _ = _train(rounds=2, callback_kwargs={"keep_theta_0": False})
+    assert ticket.theta_0 is not None
+
+
 @pytest.mark.parametrize("settings", FAST_SETTINGS)
 def test_pruned_weights_stay_zero_and_masks_stay_fixed_within_a_round(settings):
     model, ticket, probe = _train(rounds=3, rate=0.5, compile_kwargs=settings)

@@ -28,18 +28,15 @@ FLAGS = [
 ]
 
 
+# FLAGS as a config, for tests that run in-process (without --deterministic, which would
+# switch op determinism on for the whole test process).
+SMALL_LENET = dataclasses.replace(
+    LENET, dataset="synthetic", iterations=40, eval_every=10, checkpoint_every=20, batch_size=16
+)
+
+
 def _experiment(output_dir):
-    config = dataclasses.replace(
-        LENET,
-        dataset="synthetic",
-        iterations=40,
-        eval_every=10,
-        checkpoint_every=20,
-        batch_size=16,
-        prune_iters=2,
-        deterministic=True,
-        output_dir=str(output_dir),
-    )
+    config = dataclasses.replace(SMALL_LENET, prune_iters=2, deterministic=True, output_dir=str(output_dir))
     return layout.experiment_dir(config)
 
 

@@ -1,0 +1,123 @@
+"""A run stopped by a signal or a full disk resumes to the uninterrupted result; one process per branch."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from experiments import layout, lock
+from tests.helpers import troubled_run
+from tests.test_resume import FLAGS, _assert_same_runs, _experiment, _run, reference  # noqa: F401
+
+
+def _troubled(output_dir, mode, value, wait=True):
+    return troubled_run.start(mode, value, "lenet", *FLAGS, f"--output_dir={output_dir}", wait=wait)
+
+
+def _wait_for(path, process):
+    while not os.path.exists(path):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+
+
+def _run_dir(output_dir):
+    return layout.run_dir(_experiment(output_dir), "none", 0)
+
+
+def test_full_disk_stops_with_a_message_and_the_run_resumes(reference, tmp_path):  # noqa: F811
+    # Writes: config, θ₀, state-2, round 0's masks, state-4, metrics; the 7th is round 1's state-6.
+    process = _troubled(tmp_path, "full_disk", 7)
+    run = _run_dir(tmp_path)
+    failed = layout.state_file(layout.checkpoint_dir(layout.round_dir(run, 1)), 6)
+    assert process.returncode == 1, process.stderr_text[-3000:]
+    assert (
+        f"error: no space left on device while writing {failed}; "
+        "free space and re-run the same command to resume"
+    ) in process.stderr_text
+    assert os.path.exists(layout.metrics_file(layout.round_dir(run, 0)))  # the finished round is kept
+    assert not os.path.exists(layout.lock_file(_experiment(tmp_path), "none"))
+    assert "resuming" in _run(tmp_path).stdout
+    _assert_same_runs(reference, tmp_path)
+
+
+def test_second_run_is_refused_and_sigterm_stops_the_first_at_a_checkpoint(reference, tmp_path):  # noqa: F811
+    first = _troubled(tmp_path, "slow", 2.0, wait=False)  # still running after the second one ends
+    run = _run_dir(tmp_path)
+    _wait_for(layout.checkpoint_index_file(layout.checkpoint_dir(layout.round_dir(run, 0))), first)
+    lock_path = layout.lock_file(_experiment(tmp_path), "none")
+    assert open(lock_path).read() == f'{{"pid": {first.pid}, "host": "{socket.gethostname()}"}}'
+
+    second = _troubled(tmp_path, "slow", 0)
+    assert second.returncode == 2
+    assert f"another run (pid {first.pid} on {socket.gethostname()}) is writing this experiment" in (
+        second.stderr_text
+    )
+
+    assert first.poll() is None
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 143, stderr[-3000:]
+    assert "stopped by SIGTERM after a checkpoint; re-run the same command to resume" in stderr
+    assert not os.path.exists(lock_path)
+    assert not os.path.exists(layout.metrics_file(layout.round_dir(run, 2)))
+    assert "resuming" in _run(tmp_path).stdout
+    _assert_same_runs(reference, tmp_path)
+
+
+def test_sigint_stops_with_exit_code_130_after_writing_a_checkpoint(tmp_path):
+    process = _troubled(tmp_path, "slow", 1.0, wait=False)
+    run = _run_dir(tmp_path)
+    _wait_for(layout.theta_file(run, "theta_0"), process)  # in epoch 1; the first periodic checkpoint is at 2
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "stopped by SIGINT after a checkpoint; re-run the same command to resume" in stderr
+    assert "Traceback" not in stderr
+    state = layout.state_file(layout.checkpoint_dir(layout.round_dir(run, 0)), 1)  # written at epoch 1
+    assert os.path.exists(state)
+
+
+# --- the lock itself ---------------------------------------------------------------
+
+
+def _dead_pid():
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _write_lock(path, pid, host):
+    path.write_text(f'{{"pid": {pid}, "host": "{host}"}}')
+
+
+def test_lock_is_exclusive_and_removed_on_exit(tmp_path):
+    path = str(tmp_path / "ticket.lock")
+    with lock.RunLock(path):
+        assert lock.live_owner(path) == {"pid": os.getpid(), "host": socket.gethostname()}
+        with pytest.raises(lock.LockedError, match=f"pid {os.getpid()} on {socket.gethostname()}"):
+            lock.RunLock(path).__enter__()
+    assert not os.path.exists(path) and lock.live_owner(path) is None
+
+
+def test_a_stale_lock_is_taken_over_with_a_message(tmp_path, capsys):
+    path = tmp_path / "ticket.lock"
+    dead = _dead_pid()
+    _write_lock(path, dead, socket.gethostname())
+    assert lock.live_owner(str(path)) is None
+    with lock.RunLock(str(path)):
+        assert f'"pid": {os.getpid()}' in path.read_text()
+    assert f"taking over the stale lock {path} (its pid {dead} on" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("host", ["same", "other"])
+def test_a_live_or_remote_owner_keeps_the_lock(tmp_path, host):
+    path = tmp_path / "ticket.lock"
+    pid = os.getppid() if host == "same" else _dead_pid()  # another host's pid cannot be checked
+    name = socket.gethostname() if host == "same" else "elsewhere.example"
+    _write_lock(path, pid, name)
+    with pytest.raises(lock.LockedError, match=f"another run \\(pid {pid} on {name}\\)"):
+        lock.RunLock(str(path)).__enter__()
+    assert path.exists()

@@ -36,6 +36,12 @@ def paired_median_ratio(numerator: List[float], denominator: List[float]) -> flo
 
 
 def ratio(numerator: List[float], denominator: List[float]) -> str:
-    """Median of the paired ratios, with their spread."""
+    """Median of the paired ratios, with their spread, and the ratio of the fastest of each.
+
+    The fastest-of-each ratio is the least disturbed by a shared machine's slow spells.
+    """
     pairs = [a / b for a, b in zip(numerator, denominator)]
-    return f"{paired_median_ratio(numerator, denominator):.3f} (pairs {min(pairs):.3f}–{max(pairs):.3f})"
+    return (
+        f"{paired_median_ratio(numerator, denominator):.3f} (pairs {min(pairs):.3f}–{max(pairs):.3f}, "
+        f"fastest {min(numerator) / min(denominator):.3f})"
+    )

@@ -15,6 +15,9 @@ DEFAULTS = ExperimentConfig(
     learning_rate=2e-4,
     prune_rate=0.2,
     conv_prune_rate=0.1,
+    # XLA made Conv-6 slower on this 2-core CPU (benchmarks/step_time.py, README "Speed"),
+    # and compiling a VGG step takes over a minute there: off for the conv suites by default.
+    jit_compile=False,
 )
 
 if __name__ == "__main__":

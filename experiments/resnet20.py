@@ -23,6 +23,9 @@ DEFAULTS = ExperimentConfig(
     output_prune_rate=0.0,
     conv_prune_rate=0.2,
     scope="global",
+    # XLA made Conv-6 slower on this 2-core CPU (benchmarks/step_time.py, README "Speed"),
+    # and compiling a VGG step takes over a minute there: off for the conv suites by default.
+    jit_compile=False,
 )
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 
 from lth_keras._keras import keras
 from lth_keras import invariants
-from lth_keras.masks import Masks, magnitude_prune
+from lth_keras.masks import Masks, layer_of, magnitude_prune
 from lth_keras.model_state import (
     OptimizerReset,
     WeightSnapshot,
@@ -306,6 +306,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
     def _finish_round(self, logs):
         if self._check_divergence(logs, weights=True):
             return
+        if self.check_invariants:
+            self._check_pruned_weights_stayed_zero()
         if self._round == 0 and self.rewind_step and self.theta_k is None:
             raise ValueError(
                 f"`rewind_step`={self.rewind_step} is beyond the first round, which "
@@ -378,6 +380,28 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if not self.keep_theta_0 and self.rewind_step and self.theta_k is not None:
             self.theta_0 = None
             self._theta_digests.pop("theta_0", None)
+
+    def _check_pruned_weights_stayed_zero(self) -> None:
+        """Pruned weights must still be exactly 0 when a round ends.
+
+        The wrappers keep them so through a variable constraint, which Keras optimizers
+        apply after each update; an optimizer that ignores constraints, or weights set by
+        hand mid-round, would otherwise train a different network than the ticket's.
+        """
+        layers = lottery_layers(self.model)  # those that mask in `call` are masked before each use
+        constrained = {layer.layer.name for layer in layers if not getattr(layer, "masks_in_call", True)}
+        variables = {k: v for k, v in masked_variables(self.model).items() if layer_of(k) in constrained}
+        try:
+            invariants.check_pruned_are_zero(
+                {key: weight.numpy() for key, (weight, _) in variables.items()},
+                {key: mask.numpy() for key, (_, mask) in variables.items()},
+            )
+        except invariants.InvariantError as e:
+            raise invariants.InvariantError(
+                f"{e} at the end of round {self._round + self.first_round}: something other than a "
+                "Keras optimizer changed them during the round, or the optimizer ignores variable "
+                "constraints, which keep pruned weights at 0"
+            ) from e
 
     def _thetas(self) -> Dict[str, WeightSnapshot]:
         """The captured rewind targets by name: 'theta_0' and, once captured, 'theta_k'."""

@@ -320,6 +320,9 @@ def make_pipeline(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+STREAM_CHUNK = 64  # batches gathered at once by training_stream
+
+
 def training_stream(
     x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0, augment: bool = False, start_step: int = 0
 ) -> tf.data.Dataset:
@@ -336,24 +339,30 @@ def training_stream(
     x_all, y_all = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
     count, per_epoch = len(x), len(x) // batch_size
     first_epoch, skip = divmod(int(start_step), per_epoch)
+    chunks_per_epoch = -(-per_epoch // STREAM_CHUNK)
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(
             tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
         )
-        return tf.data.Dataset.from_tensor_slices(
-            tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
-        )
+        rows = tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
+
+        def chunk_batches(chunk):
+            # One gather for STREAM_CHUNK batches: tf.data's per-element work, not the copying,
+            # is what a per-batch gather costs (benchmarks/round_speed.py).
+            chunk_rows = rows[chunk * STREAM_CHUNK : (chunk + 1) * STREAM_CHUNK]
+            return tf.data.Dataset.from_tensor_slices(
+                (tf.gather(x_all, chunk_rows), tf.gather(y_all, chunk_rows))
+            )
+
+        return tf.data.Dataset.range(chunks_per_epoch).flat_map(chunk_batches)
 
     endless = 2**62
-    indices = tf.data.Dataset.range(first_epoch, endless).flat_map(epoch_batches).skip(skip)
-    steps = tf.data.Dataset.range(int(start_step), endless)
-
-    def gather(batch_indices, step):
-        images, labels = tf.gather(x_all, batch_indices), tf.gather(y_all, batch_indices)
-        if augment:
-            images = _augment_batch(images, tf.stack([tf.constant(seed, tf.int64), step]))
-        return images, labels
-
-    batches = tf.data.Dataset.zip((indices, steps)).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = tf.data.Dataset.range(first_epoch, endless).flat_map(epoch_batches).skip(skip)
+    if augment:
+        steps = tf.data.Dataset.range(int(start_step), endless)
+        batches = tf.data.Dataset.zip((batches, steps)).map(
+            lambda xy, step: (_augment_batch(xy[0], tf.stack([tf.constant(seed, tf.int64), step])), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return batches.prefetch(tf.data.AUTOTUNE)

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import lth_keras
 from experiments import config as config_lib
-from experiments import layout, runner
+from experiments import components, layout, runner
 from tests.helpers.cli import run_experiment
 
 SUITES = ["lenet", "conv2", "conv4", "conv6", "vgg16", "vgg19", "resnet18", "resnet20"]
@@ -44,6 +44,25 @@ def test_paper_defaults():
     assert resnet18.lr_drops == (20000, 25000) and vgg19.warmup == 10000
     assert _suite("resnet20").rewind_step == 500 and _suite("vgg16").rewind_step == 1000
     assert all(_suite(n).validation_size == 5000 for n in SUITES)
+
+
+@pytest.mark.parametrize(
+    "suite, overrides, jit, per_execution",
+    [
+        ("lenet", {}, True, 100),  # XLA on by default where it was measured faster
+        ("conv6", {}, False, 100),  # conv nets: XLA was slower on a CPU
+        ("lenet", {"jit_compile": False, "steps_per_execution": 20}, False, 20),
+    ],
+)
+def test_scripts_compile_with_their_speed_settings(suite, overrides, jit, per_execution):
+    config = dataclasses.replace(_suite(suite), dataset="synthetic", **overrides)
+    splits = components.load_data(config, _suite(suite).dataset)
+    model = components.build_model(config, splits, seed=0)
+    components.compile_model(model, config)
+    assert model._jit_compile is jit
+    assert int(model._steps_per_execution.numpy()) == per_execution
+    # Multi-replica runs on CPUs never get XLA (it has no collectives there): tested by
+    # test_distribution.py's multi-worker suite run.
 
 
 def test_flags_are_generated_from_the_config():

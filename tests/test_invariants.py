@@ -200,3 +200,24 @@ def test_checks_can_be_switched_off(monkeypatch):
     ticket.theta_0["fc2/kernel"][0, 0] += 1.0
     ticket.on_epoch_begin(1)  # no check, no error
     assert ticket.state_dict()["theta_digests"] == {}
+
+
+class _SetsAPrunedWeight(lth_keras.keras.callbacks.Callback):
+    """After round 1's last step, sets one pruned weight of fc1 to 0.5, as an optimizer that
+    ignores variable constraints (or a hand-made change) would."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        weight, mask = masked_variables(self.model)["fc1/kernel"]
+        if batch == 1 and np.any(mask.numpy() == 0):
+            leaked = weight.numpy()
+            leaked.flat[_first_zero(mask.numpy())] = 0.5
+            weight.assign(leaked)
+
+
+def test_a_pruned_weight_changed_mid_round_is_detected_at_the_round_end():
+    model = compile_model(lth_keras.prune_for_lottery(dense_model(), pruning_rate=0.5))
+    ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, verbose=0)
+    x, y = dense_data(64)
+    with pytest.raises(InvariantError, match="'fc1/kernel' are not exactly 0 at the end of round 1"):
+        model.fit(x, y, batch_size=32, epochs=2, callbacks=[ticket, _SetsAPrunedWeight()], verbose=0)
+    assert [r["round"] for r in ticket.rounds] == [0]

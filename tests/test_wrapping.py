@@ -168,3 +168,29 @@ def test_model_save_and_load_keep_masks(tmp_path, filename):
     loaded.fit(x, y, epochs=1, verbose=0)
     for key, weight in lth_keras.get_effective_weights(loaded).items():
         assert np.all(weight[lth_keras.get_masks(model)[key] == 0] == 0)
+
+
+def test_pruned_weights_are_kept_at_zero_by_a_constraint_embeddings_by_masking_in_call():
+    inputs = keras.Input((5,), dtype="int32")
+    hidden = keras.layers.Embedding(50, 8, name="embed")(inputs)
+    hidden = keras.layers.Flatten()(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(hidden))
+    wrapped = lth_keras.prune_for_lottery(model, pruning_rate=0.5, output_pruning_rate=0.5)
+    embed, out = lottery_layers(wrapped)
+    assert embed.masks_in_call and not out.masks_in_call
+    assert out.pruning_vars[0][0].constraint is not None
+    masks = {key: np.array(m) for key, m in lth_keras.get_masks(wrapped).items()}
+    for mask in masks.values():
+        mask.flat[::2] = 0.0
+    lth_keras.set_masks(wrapped, masks)
+    # A legacy optimizer refuses constraints on sparse (embedding) gradients: none is put there.
+    wrapped.compile(
+        optimizer=keras.optimizers.legacy.Adam(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    wrapped.fit(rng.integers(0, 50, (64, 5)), rng.integers(0, 3, 64), batch_size=16, verbose=0)
+    out_kernel, out_mask = masked_variables(wrapped)["out/kernel"]
+    assert np.all(out_kernel.numpy()[out_mask.numpy() == 0] == 0.0)  # after the last step, no call since
+    effective = lth_keras.get_effective_weights(wrapped)["embed/embeddings"]
+    assert np.all(effective[masks["embed/embeddings"] == 0] == 0.0)

@@ -2,17 +2,21 @@
 
     python -m benchmarks.round_boundary [--models=lenet,conv6] [--rounds=20] [--rewind_step=0]
 
-For each model: trains a few steps per round for `--rounds` rounds with the lottery
+For each suite: trains a few steps per round for `--rounds` rounds with the lottery
 callback and measures, at every round boundary, the time of the boundary work (prune by
-magnitude, set masks, rewind, reset the optimizer, check the invariants) and of saving the round's state (mask
-file and a checkpoint), the process's resident memory, and how often Keras traced its
-train function. A paper-length round's time is estimated as the measured per-step time
-times the paper's iterations, in the same run, and the boundary's share of it printed.
-The model is compiled as the experiment scripts compile it (XLA, one call per round of
-`--steps_per_round`), and the callback keeps θ₀ as they do (dropped once θ_k exists).
+magnitude, set masks, rewind, reset the optimizer, check the invariants) and of saving
+the round's state (mask file and a checkpoint), the process's resident memory, and how
+often Keras traced its train function. A paper-length round's time is estimated as the
+measured per-step time times the suite's iterations per round, in the same run, and the
+boundary's share of it printed. The model is built with the suite's pruning rates and
+compiled as the experiment scripts compile it (the suite's XLA setting, one call per
+round of `--steps_per_round`), and the callback keeps θ₀ as they do (dropped once θ_k
+exists).
 Also prints the memory θ₀/θ_k and masks take next to the model's weights.
 """
 
+import dataclasses
+import importlib
 import math
 import os
 import resource
@@ -25,18 +29,16 @@ from absl import app, flags, logging
 
 import lth_keras
 from benchmarks import timing
+from experiments import components
 from lth_keras import datasets, models
 
-keras = lth_keras.keras
 
-flags.DEFINE_list("models", ["lenet", "conv6"], "Models from lth_keras.models.MODELS.")
+flags.DEFINE_list("models", ["lenet", "conv6"], "Suites of experiments/ (their paper settings are used).")
 flags.DEFINE_integer("rounds", 20, "Rounds to run (each a few steps).")
 flags.DEFINE_integer("steps_per_round", 20, "Training steps per round.")
 flags.DEFINE_integer("rewind_step", 0, "0 rewinds to θ₀; k (< steps_per_round) to θ_k.")
-flags.DEFINE_bool("jit_compile", True, "Compile with XLA, as the experiment scripts do.")
 FLAGS = flags.FLAGS
 
-PAPER_ITERATIONS = {"lenet": 50000, "conv6": 30000, "conv2": 20000, "conv4": 25000}
 SHAPES = {"lenet": (28, 28, 1)}
 
 
@@ -52,10 +54,13 @@ class BoundaryProbe(lth_keras.LotteryTicketCallback):
         super().__init__(**kwargs)
         self.directory = directory
         self.boundary_seconds, self.save_seconds, self.rss_mb, self.traces = [], [], [], []
+        self.boundary_cpu_seconds = []  # the process's CPU time: unaffected by a throttled machine
         self.round_end_times = []
 
     def _start_next_round(self):
+        cpu = time.process_time()
         self.boundary_seconds.append(timing.timed(super()._start_next_round))
+        self.boundary_cpu_seconds.append(time.process_time() - cpu)
 
     def on_round_end(self, record):
         def save():
@@ -74,18 +79,16 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     for name in FLAGS.models:
+        suite = importlib.import_module(f"experiments.{name}").DEFAULTS
         shape = SHAPES.get(name, models.CIFAR_SHAPE)
         rng = np.random.default_rng(0)
-        x = rng.random((60 * 20,) + shape, dtype=np.float32)
+        x = rng.random((suite.batch_size * 20,) + shape, dtype=np.float32)
         y = rng.integers(0, 10, size=len(x))
-        model = lth_keras.prune_for_lottery(models.MODELS[name](input_shape=shape), pruning_rate=0.2)
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-            jit_compile=FLAGS.jit_compile,
-            steps_per_execution=math.gcd(FLAGS.rewind_step, FLAGS.steps_per_round),
-        )
+        xy = (x, y)
+        splits = datasets.Splits(train=xy, validation=xy, test=xy, num_classes=10, input_shape=shape)
+        model = components.build_model(suite, splits, seed=0)
+        per_execution = math.gcd(FLAGS.rewind_step, FLAGS.steps_per_round)
+        components.compile_model(model, dataclasses.replace(suite, steps_per_execution=per_execution))
         with tempfile.TemporaryDirectory() as directory:
             probe = BoundaryProbe(
                 directory,
@@ -94,7 +97,7 @@ def main(argv):
                 keep_theta_0=False,
                 verbose=0,
             )
-            stream = datasets.training_stream(x, y, 60)
+            stream = datasets.training_stream(x, y, suite.batch_size)
             model.fit(
                 stream,
                 steps_per_epoch=FLAGS.steps_per_round * FLAGS.rounds,
@@ -109,7 +112,7 @@ def main(argv):
             - probe.save_seconds[1:-1]
         )
         step_seconds = float(np.median(gaps)) / FLAGS.steps_per_round
-        paper_round = step_seconds * PAPER_ITERATIONS.get(name, 30000)
+        paper_round = step_seconds * suite.iterations
         boundary = np.median(probe.boundary_seconds)
         save = np.median(probe.save_seconds)
         print(
@@ -122,6 +125,8 @@ def main(argv):
             f" saving: median {1000 * save:.1f} ms"
         )
         print(f"  boundary ms per round: {[round(1000 * b) for b in probe.boundary_seconds]}")
+        print(f"  boundary CPU ms per round: {[round(1000 * b) for b in probe.boundary_cpu_seconds]}")
+        print(f"  resident MB after each round: {[round(m) for m in probe.rss_mb]}")
         print(f"  share of a paper-length round: {100 * (boundary + save) / paper_round:.3f}%")
         print(
             f"  resident memory after round 1: {probe.rss_mb[1]:.0f} MB, after round {len(probe.rss_mb)}: "

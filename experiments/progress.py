@@ -158,11 +158,7 @@ def load_thetas(run: str, state: Dict[str, Any]):
 def check_fits(snapshot, fresh, path: str) -> None:
     """Refuses weights saved from another model: names and shapes must be the fresh model's."""
     with reading(path, START_ANEW):
-        shapes = {k: v.shape for k, v in snapshot.items()}
-        expected = {k: v.shape for k, v in fresh.items()}
-        if shapes != expected:
-            differ = sorted(k for k in shapes.keys() | expected.keys() if shapes.get(k) != expected.get(k))
-            raise ValueError(f"its weights do not fit this model (they differ at {differ[:3]})")
+        lth_keras.model_state.check_snapshot_fits(snapshot, {k: v.shape for k, v in fresh.items()})
 
 
 def restore(model, callback, point, theta_dir: Optional[str] = None) -> int:

@@ -14,6 +14,7 @@ from lth_keras.model_state import (
     WeightSnapshot,
     get_effective_weights,
     get_masks,
+    get_stored_weights,
     layer_rates,
     masked_variables,
     pruning_groups,
@@ -346,32 +347,22 @@ class LotteryTicketCallback(keras.callbacks.Callback):
     def _start_next_round(self):
         """Prunes by magnitude of the trained weights, rewinds, resets the optimizer."""
         masks_before = get_masks(self.model)
-        new_masks = magnitude_prune(
-            get_effective_weights(self.model),
-            masks_before,
-            layer_rates(self.model),
-            pruning_groups(self.model),
-        )
+        rates, groups = layer_rates(self.model), pruning_groups(self.model)
+        new_masks = magnitude_prune(get_effective_weights(self.model), masks_before, rates, groups)
         set_masks(self.model, new_masks)
         restore_snapshot(self.model, self.rewind_weights)
         self._optimizer_reset.reset(self.rewind_step)
         if self.check_invariants:
-            self._check_round_invariants(masks_before)
+            self._check_round_invariants(masks_before, rates, groups)
         self._round += 1
         self._round_start_iteration = self.rewind_step
         self._pending_prune = False
         self.on_round_begin(self._round)
 
-    def _check_round_invariants(self, masks_before: Masks) -> None:
+    def _check_round_invariants(self, masks_before: Masks, rates, groups) -> None:
         """Raises InvariantError if pruning and rewinding broke what must hold between rounds."""
-        variables = masked_variables(self.model)
-        invariants.check_round_boundary(
-            masks_before,
-            {key: mask.numpy() for key, (_, mask) in variables.items()},
-            {key: weight.numpy() for key, (weight, _) in variables.items()},
-            layer_rates(self.model),
-            pruning_groups(self.model),
-        )
+        masks = {key: mask.numpy() for key, (_, mask) in masked_variables(self.model).items()}  # unchecked
+        invariants.check_round_boundary(masks_before, masks, get_stored_weights(self.model), rates, groups)
         for name, snapshot in self._thetas().items():
             invariants.check_unchanged(snapshot, self._theta_digests[name], name)
 
@@ -390,12 +381,9 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         """
         layers = lottery_layers(self.model)  # those that mask in `call` are masked before each use
         constrained = {layer.layer.name for layer in layers if not getattr(layer, "masks_in_call", True)}
-        variables = {k: v for k, v in masked_variables(self.model).items() if layer_of(k) in constrained}
+        masks = {key: mask for key, mask in get_masks(self.model).items() if layer_of(key) in constrained}
         try:
-            invariants.check_pruned_are_zero(
-                {key: weight.numpy() for key, (weight, _) in variables.items()},
-                {key: mask.numpy() for key, (_, mask) in variables.items()},
-            )
+            invariants.check_pruned_are_zero(get_stored_weights(self.model), masks)
         except invariants.InvariantError as e:
             raise invariants.InvariantError(
                 f"{e} at the end of round {self._round + self.first_round}: something other than a "

@@ -64,6 +64,11 @@ def get_masks(model) -> Masks:
     return Masks({key: mask.numpy() for key, (_, mask) in masked_variables(model).items()})
 
 
+def get_stored_weights(model) -> Dict[str, np.ndarray]:
+    """Weight key -> the value a pruned weight's variable holds (0 where pruned, between steps)."""
+    return {key: weight.numpy() for key, (weight, _) in masked_variables(model).items()}
+
+
 def get_effective_weights(model) -> Dict[str, np.ndarray]:
     """Weight key -> weight * mask, the values the forward pass uses."""
     return {key: (w * m).numpy() for key, (w, m) in masked_variables(model).items()}
@@ -133,22 +138,27 @@ def take_snapshot(model) -> WeightSnapshot:
     return WeightSnapshot({name: v.numpy() for name, v in snapshot_variables(model).items()})
 
 
+def check_snapshot_fits(snapshot: Mapping[str, np.ndarray], shapes: Mapping[str, tuple]) -> None:
+    """Raises ValueError naming the weights when the snapshot's keys or shapes differ from `shapes`."""
+    missing = sorted(set(shapes) - set(snapshot))
+    extra = sorted(set(snapshot) - set(shapes))
+    if missing or extra:
+        raise ValueError(f"weights do not fit this model: missing {missing}, unknown {extra}")
+    for name, shape in shapes.items():
+        if tuple(snapshot[name].shape) != tuple(shape):
+            raise ValueError(
+                f"weights do not fit this model: {name!r} has shape {tuple(snapshot[name].shape)} "
+                f"in the snapshot, {tuple(shape)} in the model"
+            )
+
+
 def restore_snapshot(model, snapshot: Mapping[str, np.ndarray]) -> None:
     """Assigns a snapshot back to the model, then re-applies the masks.
 
     Raises ValueError naming the weight when the snapshot does not fit the model.
     """
     variables = snapshot_variables(model)
-    missing = sorted(set(variables) - set(snapshot))
-    extra = sorted(set(snapshot) - set(variables))
-    if missing or extra:
-        raise ValueError(f"weights do not fit the model: missing {missing}, unknown {extra}")
-    for name, variable in variables.items():
-        if tuple(snapshot[name].shape) != tuple(variable.shape):
-            raise ValueError(
-                f"weight {name!r} has shape {tuple(snapshot[name].shape)} in the snapshot, "
-                f"{tuple(variable.shape)} in the model"
-            )
+    check_snapshot_fits(snapshot, {name: variable.shape for name, variable in variables.items()})
     for name, variable in variables.items():
         variable.assign(snapshot[name])
     apply_masks_to_weights(model)

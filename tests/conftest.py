@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import lth_keras  # noqa: E402
-from lth_keras.model_state import masked_variables, optimizer_variables  # noqa: E402
+from lth_keras.model_state import optimizer_variables  # noqa: E402
 
 keras = lth_keras.keras
 
@@ -102,7 +102,7 @@ class StateProbe(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         masks = lth_keras.get_masks(self.model)
         effective = lth_keras.get_effective_weights(self.model)
-        stored = {key: w.numpy() for key, (w, _) in masked_variables(self.model).items()}
+        stored = lth_keras.model_state.get_stored_weights(self.model)
         self.batch_checks.append((dict(masks), effective, stored))
         step = int(self.model.optimizer.iterations.numpy())
         self.weights_at_step.setdefault(step, dict(lth_keras.take_snapshot(self.model)))

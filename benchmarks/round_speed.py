@@ -4,9 +4,10 @@
 
 "naive": the unwrapped model, compiled with Keras's defaults, `model.fit(x, y,
 batch_size=60)` on NumPy arrays. "lottery": what `python -m experiments.<suite>` runs
-by default: the lottery-wrapped model compiled by `experiments.components` (XLA, one
-call per validation interval), the resumable `training_stream` input pipeline and the
-lottery callback, Keras epochs of `eval_every` steps. Both train the same number of
+by default: the lottery-wrapped model compiled by `experiments.components` (for LeNet:
+XLA, one call per validation interval, the call's steps fused into one XLA program), the
+resumable `training_stream` input pipeline and the lottery callback, Keras epochs of
+`eval_every` steps; "lottery, unfused": the same with --nofused_steps. Both train the same number of
 steps on the same data, interleaved, in one process. The performance target wants
 lottery / naive at or under 0.35 for LeNet-300-100.
 
@@ -70,7 +71,7 @@ def fast_dense_round(config, splits, steps):
     """The dense model with the scripts' compile settings and input stream: the floor."""
     model = models.MODELS[config.model](input_shape=splits.input_shape, seed=0)
     components.compile_model(model, config)
-    stream = datasets.training_stream(*splits.train, config.batch_size, seed=config.seed)
+    stream = components.training_batches(config, splits, model)
     fit = dict(steps_per_epoch=config.eval_every, epochs=steps // config.eval_every, verbose=0)
     model.fit(stream, **fit)  # trace, warm up
     return lambda: timing.timed(lambda: model.fit(stream, **fit))
@@ -86,7 +87,7 @@ def lottery_round(config, splits, steps, evaluate: bool):
         validation = datasets.make_pipeline(*splits.validation, 1000, training=False)
         test = datasets.make_pipeline(*splits.test, 1000, training=False)
         callback.test_data = test
-    stream = datasets.training_stream(*splits.train, config.batch_size, seed=config.seed)
+    stream = components.training_batches(config, splits, model)
     fit = dict(steps_per_epoch=config.eval_every, callbacks=[callback], validation_data=validation, verbose=0)
     model.fit(stream, epochs=epochs, **fit)  # trace, warm up; round 0
 
@@ -109,16 +110,19 @@ def main(argv):
             "naive": naive_round(config, splits),
             "dense, fast": fast_dense_round(config, splits, FLAGS.steps),
             "lottery": lottery_round(config, splits, FLAGS.steps, evaluate=False),
+            "lottery, unfused": lottery_round(
+                dataclasses.replace(config, fused_steps=False), splits, FLAGS.steps, evaluate=False
+            ),
             "lottery+eval": lottery_round(config, splits, FLAGS.steps, evaluate=True),
         },
         FLAGS.repeats,
     )
     per_step = 1000.0 / FLAGS.steps
     spe = config.steps_per_execution or config.eval_every
-    speed = f"jit_compile={config.jit_compile}, steps_per_execution={spe}"
+    speed = f"jit_compile={config.jit_compile}, steps_per_execution={spe}, fused_steps={config.fused_steps}"
     print(f"{config.model}, batch {config.batch_size}, {FLAGS.steps} steps per measurement ({speed}):")
     for name, values in samples.items():
-        print(f"  {name:13s} {timing.summary(values, per_step)} ms per step")
+        print(f"  {name:16s} {timing.summary(values, per_step)} ms per step")
     ratio = timing.paired_median_ratio(samples["lottery"], samples["naive"])
     print(
         f"  lottery/naive {timing.ratio(samples['lottery'], samples['naive'])}"
@@ -126,6 +130,7 @@ def main(argv):
     )
     print(f"  (dense, fast)/naive {timing.ratio(samples['dense, fast'], samples['naive'])}")
     print(f"  lottery/(dense, fast) {timing.ratio(samples['lottery'], samples['dense, fast'])}")
+    print(f"  lottery/(lottery, unfused) {timing.ratio(samples['lottery'], samples['lottery, unfused'])}")
     print(
         "  with the paper's evaluation protocol: (lottery+eval)/lottery "
         f"{timing.ratio(samples['lottery+eval'], samples['lottery'])}"

@@ -3,8 +3,9 @@
     python -m benchmarks.step_time [--models=lenet,conv6] [--steps=200] [--repeats=7]
 
 For each model and each compile setting (plain; jit_compile; jit_compile with
-steps_per_execution) three models train the same number of steps on the same batches,
-interleaved, in one process: the plain model ("unwrapped"), the model from
+steps_per_execution; the same with each call's steps fused into one XLA program by
+`lth_keras.fuse_steps`, fed blocks of batches) three models train the same number of
+steps on the same batches, interleaved, in one process: the plain model ("unwrapped"), the model from
 `lth_keras.prune_for_lottery` with the lottery callback attached ("lottery"), and, for
 reference, the model wrapped with tfmot's own `prune_low_magnitude` ("tfmot"). The
 batches are cached in memory so the input pipeline is not what is timed. Prints medians
@@ -33,6 +34,7 @@ SETTINGS = {
     "plain": {},
     "jit": {"jit_compile": True},
     "jit+spe50": {"jit_compile": True, "steps_per_execution": 50},
+    "jit+spe50+fused": {"jit_compile": True, "steps_per_execution": 50, "fused": True},
 }
 SHAPES = {"lenet": (28, 28, 1)}
 SLOW_MODELS = {"conv2", "conv4", "conv6", "vgg16", "vgg19", "resnet18", "resnet20"}
@@ -55,12 +57,14 @@ BUILDERS = {
 
 
 def _compiled(model, settings):
+    settings = dict(settings)
+    fused = settings.pop("fused", False)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         **settings,
     )
-    return model
+    return lth_keras.fuse_steps(model) if fused else model
 
 
 def _stepper(model, data, steps, callbacks):
@@ -82,6 +86,8 @@ def measure(name: str, settings: dict, steps: int, repeats: int, batch_size: int
     x = rng.random((batch_size * 10,) + shape, dtype=np.float32)
     y = rng.integers(0, 10, size=len(x))
     data = datasets.make_pipeline(x, y, batch_size, training=True).cache().repeat()
+    if settings.get("fused"):
+        data = data.batch(settings["steps_per_execution"], drop_remainder=True).take(10).cache().repeat()
     steppers = {}
     for variant, wrap in BUILDERS.items():
         model = _compiled(wrap(models.MODELS[name](input_shape=shape, seed=0)), settings)

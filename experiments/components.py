@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import lth_keras
 from experiments import config as config_lib
-from lth_keras import datasets, models
+from lth_keras import datasets, fused_steps, models
 
 keras = lth_keras.keras
 
@@ -159,14 +159,32 @@ def xla_usable(strategy) -> bool:
 
 
 def compile_model(model, config):
-    """Compiles with the run's optimizer and speed settings (XLA where usable, steps per execution).
+    """Compiles with the run's optimizer and speed settings: XLA where usable, steps per
+    execution, and with XLA on one replica, each execution's steps fused into one program.
 
-    Call inside the strategy's scope.
+    Call inside the strategy's scope. A fused model trains on `training_batches`' blocks.
     """
+    strategy = tf.distribute.get_strategy()
+    jit_compile = config.jit_compile and xla_usable(strategy)
     model.compile(
         optimizer=make_optimizer(config),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        jit_compile=config.jit_compile and xla_usable(tf.distribute.get_strategy()),
+        jit_compile=jit_compile,
         steps_per_execution=config.steps_per_execution or config.eval_every,
+    )
+    if config.fused_steps and jit_compile and strategy.num_replicas_in_sync == 1:
+        fused_steps.fuse_steps(model)
+
+
+def training_batches(config, splits, model, start_step: int = 0) -> tf.data.Dataset:
+    """The run's training stream from `start_step`, in blocks of steps if `model` is fused."""
+    block = int(model._steps_per_execution.numpy()) if fused_steps.is_fused(model) else 1
+    return datasets.training_stream(
+        *splits.train,
+        config.batch_size,
+        seed=config.seed,
+        augment=config.augment,
+        start_step=start_step,
+        steps_per_element=block,
     )

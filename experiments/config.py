@@ -70,6 +70,11 @@ class ExperimentConfig:
     steps_per_execution: int = _field(
         0, "Training steps per call into TensorFlow; 0: --eval_every (one call per validation interval)."
     )
+    fused_steps: bool = _field(
+        True,
+        "With XLA on one replica, run each call's steps as one XLA program fed a block of batches "
+        "(--nofused_steps: Keras's loop, one batch fetched and one step launched at a time).",
+    )
 
 
 # Settings that do not change what a run computes (speed settings and the strategy change
@@ -88,6 +93,7 @@ NOT_IN_NAME = (
     "overwrite",
     "jit_compile",
     "steps_per_execution",
+    "fused_steps",
 )
 
 

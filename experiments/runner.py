@@ -60,13 +60,7 @@ def _train(config, splits, model, callback, rounds, point, theta_dir=None):
         initial_epoch = progress.restore(model, callback, point, theta_dir)
         print(f"resuming {point['round_dir']} at {progress.describe(point['state'])}")
     callback.set_initial_epoch(initial_epoch)
-    train = datasets.training_stream(
-        *splits.train,
-        config.batch_size,
-        seed=config.seed,
-        augment=config.augment,
-        start_step=initial_epoch * config.eval_every,
-    )
+    train = components.training_batches(config, splits, model, start_step=initial_epoch * config.eval_every)
     validation = datasets.make_pipeline(*splits.validation, 1000, training=False)
     callback.test_data = datasets.make_pipeline(*splits.test, 1000, training=False)
     model.fit(

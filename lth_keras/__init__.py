@@ -12,6 +12,7 @@ Example:
 from lth_keras._keras import keras
 from lth_keras.callback import LotteryTicketCallback, format_round
 from lth_keras.controls import random_prune, reinit
+from lth_keras.fused_steps import fuse_steps
 from lth_keras.invariants import InvariantError
 from lth_keras.masks import Masks, magnitude_prune, random_masks_like
 from lth_keras.model_state import (
@@ -38,6 +39,7 @@ __all__ = [
     "custom_objects",
     "format_round",
     "format_rounds_table",
+    "fuse_steps",
     "get_effective_weights",
     "get_masks",
     "load_model",

@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from lth_keras.validation import check_bool, check_seed
+from lth_keras.validation import check_bool, check_non_negative_int, check_positive_int, check_seed
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 IDX_FILES = {
@@ -324,45 +324,57 @@ STREAM_CHUNK = 64  # batches gathered at once by training_stream
 
 
 def training_stream(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0, augment: bool = False, start_step: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int = 0,
+    augment: bool = False,
+    start_step: int = 0,
+    steps_per_element: int = 1,
 ) -> tf.data.Dataset:
     """An endless stream of shuffled training batches in which batch s depends only on (seed, s).
 
     Epoch e of the data is the permutation `stateless_shuffle(range(n), [seed, e])` cut
     into full batches, and augmentation of batch s is seeded by [seed, s]; so a run
     resumed at `start_step` sees exactly the batches an uninterrupted run would.
+    `steps_per_element` > 1 stacks that many consecutive batches in each element (for a
+    model trained by `lth_keras.fused_steps`); the batches are the same.
     """
     x, y = _checked_arrays(x, y, batch_size, True, augment)
     check_seed(seed)
-    if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) or start_step < 0:
-        raise ValueError(f"start_step must be an integer >= 0, got {start_step!r}")
+    start_step = check_non_negative_int(start_step, "start_step")
+    steps_per_element = check_positive_int(steps_per_element, "steps_per_element")
     x_all, y_all = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
     count, per_epoch = len(x), len(x) // batch_size
-    first_epoch, skip = divmod(int(start_step), per_epoch)
-    chunks_per_epoch = -(-per_epoch // STREAM_CHUNK)
+    first_epoch, skip = divmod(start_step, per_epoch)
 
-    def epoch_batches(epoch):
+    def epoch_rows(epoch):
         order = tf.random.experimental.stateless_shuffle(
             tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
         )
-        rows = tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
-
-        def chunk_batches(chunk):
-            # One gather for STREAM_CHUNK batches: tf.data's per-element work, not the copying,
-            # is what a per-batch gather costs (benchmarks/round_speed.py).
-            chunk_rows = rows[chunk * STREAM_CHUNK : (chunk + 1) * STREAM_CHUNK]
-            return tf.data.Dataset.from_tensor_slices(
-                (tf.gather(x_all, chunk_rows), tf.gather(y_all, chunk_rows))
-            )
-
-        return tf.data.Dataset.range(chunks_per_epoch).flat_map(chunk_batches)
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
+        )
 
     endless = 2**62
-    batches = tf.data.Dataset.range(first_epoch, endless).flat_map(epoch_batches).skip(skip)
+    rows = tf.data.Dataset.range(first_epoch, endless).flat_map(epoch_rows).skip(skip)
+    # One gather for many batches: tf.data's per-element work, not the copying, is what a
+    # per-batch gather costs (benchmarks/round_speed.py).
+    # Stacked elements come straight from one gather unless each batch is augmented first.
+    stacked_at_once = steps_per_element > 1 and not augment
+    gathered = steps_per_element if stacked_at_once else STREAM_CHUNK
+    batches = rows.batch(gathered, drop_remainder=True).map(
+        lambda r: (tf.gather(x_all, r), tf.gather(y_all, r))
+    )
+    if stacked_at_once:
+        return batches.prefetch(tf.data.AUTOTUNE)
+    batches = batches.unbatch()
     if augment:
-        steps = tf.data.Dataset.range(int(start_step), endless)
+        steps = tf.data.Dataset.range(start_step, endless)
         batches = tf.data.Dataset.zip((batches, steps)).map(
             lambda xy, step: (_augment_batch(xy[0], tf.stack([tf.constant(seed, tf.int64), step])), xy[1]),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+    if steps_per_element > 1:
+        batches = batches.batch(steps_per_element, drop_remainder=True)
     return batches.prefetch(tf.data.AUTOTUNE)

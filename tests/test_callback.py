@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import lth_keras
+from lth_keras import datasets
 from lth_keras.model_state import masked_variables
 from tests.conftest import (
     StateProbe,
@@ -23,19 +24,28 @@ FAST_SETTINGS = [
     pytest.param({"steps_per_execution": 4}, id="steps_per_execution"),
     pytest.param({"jit_compile": True}, id="jit"),
     pytest.param({"jit_compile": True, "steps_per_execution": 4}, id="jit+steps_per_execution"),
+    pytest.param({"jit_compile": True, "steps_per_execution": 4, "fused": True}, id="jit+fused_steps"),
 ]
 
 
 def _train(rounds=3, rate=0.2, compile_kwargs=None, callback_kwargs=None, optimizer=None, model=None):
+    """Trains 8 steps per epoch; compile_kwargs["fused"] runs them through lth_keras.fuse_steps."""
+    compile_kwargs = dict(compile_kwargs or {})
+    fused = compile_kwargs.pop("fused", False)
     model = model or lth_keras.prune_for_lottery(dense_model(), pruning_rate=rate)
-    compile_model(model, optimizer=optimizer, **(compile_kwargs or {}))
+    compile_model(model, optimizer=optimizer, **compile_kwargs)
     kwargs = {"epochs_per_round": 1, "verbose": 0, **(callback_kwargs or {})}
     ticket = lth_keras.LotteryTicketCallback(**kwargs)
     probe = StateProbe()
     x, y = dense_data()
-    model.fit(
-        x, y, batch_size=32, epochs=rounds * kwargs["epochs_per_round"], callbacks=[ticket, probe], verbose=0
-    )
+    fit = dict(epochs=rounds * kwargs["epochs_per_round"], callbacks=[ticket, probe], verbose=0)
+    if fused:
+        lth_keras.fuse_steps(model)
+        blocks = compile_kwargs["steps_per_execution"]
+        stream = datasets.training_stream(x, y, 32, steps_per_element=blocks)
+        model.fit(stream, steps_per_epoch=STEPS_PER_EPOCH, **fit)
+    else:
+        model.fit(x, y, batch_size=32, **fit)
     return model, ticket, probe
 
 

@@ -310,6 +310,27 @@ def test_training_stream_resumes_at_any_step_with_the_same_batches(augment):
     assert not np.array_equal(other[0][1], full[0][1])
 
 
+@pytest.mark.parametrize("augment", [False, True])
+@pytest.mark.parametrize("start", [0, 5])
+def test_training_stream_stacks_the_same_batches_when_asked_for_several_per_element(augment, start):
+    rng = np.random.default_rng(1)
+    x = rng.random((50, 6, 6, 1)).astype(np.float32)
+    y = np.arange(50)
+    single = _first_batches(datasets.training_stream(x, y, 8, seed=3, augment=augment, start_step=start), 12)
+    stacked = _first_batches(
+        datasets.training_stream(x, y, 8, seed=3, augment=augment, start_step=start, steps_per_element=4), 3
+    )
+    for index, (xs, ys) in enumerate(stacked):  # across epoch ends (6 batches per epoch)
+        assert xs.shape == (4, 8, 6, 6, 1) and ys.shape == (4, 8)
+        for offset in range(4):
+            np.testing.assert_array_equal(xs[offset], single[4 * index + offset][0])
+            np.testing.assert_array_equal(ys[offset], single[4 * index + offset][1])
+
+
 def test_training_stream_refuses_a_bad_start_step():
     with pytest.raises(ValueError, match="start_step"):
         datasets.training_stream(np.zeros((10, 2)), np.zeros(10), 2, start_step=-1)
+    with pytest.raises(ValueError, match="steps_per_element"):
+        datasets.training_stream(np.zeros((10, 2)), np.zeros(10), 2, steps_per_element=0)
+    with pytest.raises(TypeError, match="steps_per_element"):
+        datasets.training_stream(np.zeros((10, 2)), np.zeros(10), 2, steps_per_element=2.0)

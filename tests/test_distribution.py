@@ -38,6 +38,9 @@ def test_mirrored_replicas_hold_identical_state(tmp_path):
     _finish(_run("mirrored", out))
     dump = np.load(out)
     assert int(dump["replicas"]) == 2
+    assert "fuse_steps needs a single replica; the model's MirroredStrategy has 2" in str(
+        dump["fuse_refusal"]
+    )
     _check_pruned(dump)
     components = [k for k in dump.files if k.startswith("var/") and k.endswith("/1")]
     assert components, "variables are not mirrored"

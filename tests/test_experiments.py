@@ -47,20 +47,25 @@ def test_paper_defaults():
 
 
 @pytest.mark.parametrize(
-    "suite, overrides, jit, per_execution",
+    "suite, overrides, jit, per_execution, fused",
     [
-        ("lenet", {}, True, 100),  # XLA on by default where it was measured faster
-        ("conv6", {}, False, 100),  # conv nets: XLA was slower on a CPU
-        ("lenet", {"jit_compile": False, "steps_per_execution": 20}, False, 20),
+        ("lenet", {}, True, 100, True),  # XLA on by default where it was measured faster
+        ("conv6", {}, False, 100, False),  # conv nets: XLA was slower on a CPU
+        ("lenet", {"jit_compile": False, "steps_per_execution": 20}, False, 20, False),
+        ("lenet", {"fused_steps": False}, True, 100, False),
     ],
 )
-def test_scripts_compile_with_their_speed_settings(suite, overrides, jit, per_execution):
+def test_scripts_compile_with_their_speed_settings(suite, overrides, jit, per_execution, fused):
     config = dataclasses.replace(_suite(suite), dataset="synthetic", **overrides)
     splits = components.load_data(config, _suite(suite).dataset)
     model = components.build_model(config, splits, seed=0)
     components.compile_model(model, config)
     assert model._jit_compile is jit
     assert int(model._steps_per_execution.numpy()) == per_execution
+    assert lth_keras.fused_steps.is_fused(model) is fused
+    first = next(iter(components.training_batches(config, splits, model)))
+    leading = (per_execution, config.batch_size) if fused else (config.batch_size,)
+    assert first[0].shape[: len(leading)] == leading
     # Multi-replica runs on CPUs never get XLA (it has no collectives there): tested by
     # test_distribution.py's multi-worker suite run.
 

@@ -40,11 +40,16 @@ def main(kind: str, out_path: str) -> None:
             optimizer=keras.optimizers.Adam(1e-2),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
+    try:  # several replicas split each batch: fused blocks of steps must be refused
+        lth_keras.fuse_steps(model)
+        fuse_refusal = "fuse_steps accepted the model"
+    except ValueError as error:
+        fuse_refusal = str(error)
     ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, rewind_step=2, verbose=0)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
     model.fit(data, epochs=3, callbacks=[ticket], verbose=0)
 
-    arrays = {"replicas": np.array(strategy.num_replicas_in_sync)}
+    arrays = {"replicas": np.array(strategy.num_replicas_in_sync), "fuse_refusal": np.array(fuse_refusal)}
     for key, mask in lth_keras.get_masks(model).items():
         arrays[f"mask/{key}"] = mask
     for name, value in ticket.theta_k.items():

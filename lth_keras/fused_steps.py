@@ -1,0 +1,105 @@
+"""Blocks of training steps run as one compiled program, without Keras's per-step dispatch.
+
+With `steps_per_execution=n`, Keras's loop still fetches each batch from the input
+iterator and launches the compiled step once per step. On a small model that dispatch is a
+large share of a step: LeNet-300-100 under XLA on a 2-core CPU trains 100 steps at about
+0.9 ms a step through Keras's loop and about 0.65 ms when the 100 steps are one XLA
+program (benchmarks/round_speed.py measures it). `fuse_steps` makes `model.fit` do the
+latter: each call takes one element of the dataset holding n batches stacked, and runs
+`model.train_step` on each in a loop compiled as a whole. The steps themselves, the
+optimizer's updates, the metrics and the callbacks between calls are those of Keras's loop.
+"""
+
+import tensorflow as tf
+
+from lth_keras._keras import check_keras2_model
+
+_FUSED = "_lth_fused_steps"  # marks a train function made here
+
+
+def fuse_steps(model):
+    """Makes `model.fit` run each block of `steps_per_execution` steps as one program.
+
+    Call after `model.compile(..., steps_per_execution=n)` (with `jit_compile=True` the
+    block is one XLA program); compiling again undoes it. `fit` must then be given a
+    dataset whose elements stack n consecutive batches along a new first axis, e.g.
+    `dataset.batch(n, drop_remainder=True)` or `lth_keras.datasets.training_stream(...,
+    steps_per_element=n)`, and a `steps_per_epoch` that is a multiple of n. Works under
+    the default strategy or any strategy with one replica; several replicas need Keras's
+    own loop, which splits each batch between them.
+
+    Returns the model.
+    """
+    check_keras2_model(model)
+    if not getattr(model, "_is_compiled", False) or model.optimizer is None:
+        raise ValueError("compile the model (with its steps_per_execution) before fuse_steps(model)")
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync != 1:
+        raise ValueError(
+            f"fuse_steps needs a single replica; the model's {type(strategy).__name__} has "
+            f"{strategy.num_replicas_in_sync}: train it with Keras's own loop"
+        )
+    block_steps = int(model._steps_per_execution.numpy())
+    run_block = tf.function(_block_runner(model), jit_compile=bool(model._jit_compile))
+
+    @tf.function
+    def execute(iterator):
+        block = next(iterator)
+        logs = strategy.run(run_block, args=(block,))
+        model._train_counter.assign_add(_block_length(block))  # TensorBoard's batch step
+        return tf.nest.map_structure(lambda value: strategy.experimental_local_results(value)[0], logs)
+
+    def train_function(iterator):
+        steps_this_call = int(model._steps_per_execution.numpy())
+        if steps_this_call != block_steps:
+            model._steps_per_execution.assign(block_steps)  # Keras would leave it shortened
+        _check_blocks(iterator.element_spec, block_steps, steps_this_call)
+        return execute(iterator)
+
+    setattr(train_function, _FUSED, True)
+    model.train_function = train_function
+    return model
+
+
+def is_fused(model) -> bool:
+    """True while `model.fit` runs blocks of steps made by `fuse_steps`."""
+    return getattr(getattr(model, "train_function", None), _FUSED, False)
+
+
+def _block_runner(model):
+    def run_block(block):
+        # The first step runs outside the loop: it creates the metrics' and optimizer's
+        # variables on the first trace and gives the loop its logs' structure.
+        logs = model.train_step(_batch(block, 0))
+
+        def step(index, _):
+            return index + 1, model.train_step(_batch(block, index))
+
+        _, logs = tf.while_loop(lambda index, _: index < _block_length(block), step, (tf.constant(1), logs))
+        return logs
+
+    return run_block
+
+
+def _batch(block, index):
+    return tf.nest.map_structure(lambda tensor: tensor[index], block)
+
+
+def _block_length(block) -> int:
+    return tf.nest.flatten(block)[0].shape[0]
+
+
+def _check_blocks(element_spec, block_steps: int, steps_this_call: int) -> None:
+    """Raises ValueError unless this call trains one whole block of the data."""
+    if steps_this_call != block_steps:  # Keras shortens the last call of an uneven epoch
+        raise ValueError(
+            f"fuse_steps: steps_per_epoch must be a multiple of steps_per_execution={block_steps}; "
+            f"Keras asked for a call of {steps_this_call} steps"
+        )
+    lengths = {spec.shape[0] if spec.shape.rank else None for spec in tf.nest.flatten(element_spec)}
+    if lengths != {block_steps}:
+        raise ValueError(
+            f"fuse_steps: each dataset element must stack steps_per_execution={block_steps} "
+            f"batches along its first axis, but its first axes are {sorted(lengths, key=str)}: feed "
+            f"dataset.batch({block_steps}, drop_remainder=True)"
+        )

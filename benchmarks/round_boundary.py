@@ -88,7 +88,8 @@ def main(argv):
         splits = datasets.Splits(train=xy, validation=xy, test=xy, num_classes=10, input_shape=shape)
         model = components.build_model(suite, splits, seed=0)
         per_execution = math.gcd(FLAGS.rewind_step, FLAGS.steps_per_round)
-        components.compile_model(model, dataclasses.replace(suite, steps_per_execution=per_execution))
+        config = dataclasses.replace(suite, steps_per_execution=per_execution)
+        components.compile_model(model, config)
         with tempfile.TemporaryDirectory() as directory:
             probe = BoundaryProbe(
                 directory,
@@ -97,7 +98,7 @@ def main(argv):
                 keep_theta_0=False,
                 verbose=0,
             )
-            stream = datasets.training_stream(x, y, suite.batch_size)
+            stream = components.training_batches(config, splits, model)
             model.fit(
                 stream,
                 steps_per_epoch=FLAGS.steps_per_round * FLAGS.rounds,

@@ -28,6 +28,11 @@ flags.DEFINE_list("models", ["lenet", "conv6"], "Models from lth_keras.models.MO
 flags.DEFINE_integer("steps", 200, "Timed training steps per measurement (conv6: a tenth).")
 flags.DEFINE_integer("repeats", 7, "Measurements per variant.")
 flags.DEFINE_integer("batch_size", 60, "Batch size (the paper's for LeNet and Conv nets).")
+flags.DEFINE_bool(
+    "fused_convolutions",
+    False,
+    "Also time conv nets with fused steps (skipped by default: XLA's loop of conv steps is slow on a CPU).",
+)
 FLAGS = flags.FLAGS
 
 SETTINGS = {
@@ -72,9 +77,7 @@ def _stepper(model, data, steps, callbacks):
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)  # trace, warm up
 
     def run():
-        return timing.timed(
-            lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
-        )
+        return timing.timed_fit(model, data, callbacks, steps_per_epoch=steps, epochs=1)
 
     return run
 
@@ -103,6 +106,9 @@ def main(argv):
     for name in FLAGS.models:
         steps = max(FLAGS.steps // 10, 5) if name in SLOW_MODELS else FLAGS.steps
         for setting, kwargs in SETTINGS.items():
+            if kwargs.get("fused") and name in SLOW_MODELS and not FLAGS.fused_convolutions:
+                print(f"{name:6s} {setting}: skipped (--fused_convolutions times it)", flush=True)
+                continue
             if "steps_per_execution" in kwargs:
                 kwargs = dict(kwargs, steps_per_execution=min(kwargs["steps_per_execution"], steps))
             samples = measure(name, kwargs, steps, FLAGS.repeats, FLAGS.batch_size)

@@ -4,6 +4,8 @@ import statistics
 import time
 from typing import Callable, Dict, List
 
+import lth_keras
+
 
 def interleaved(variants: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, List[float]]:
     """Runs each variant `repeats` times, alternating between them; returns name -> seconds.
@@ -22,6 +24,27 @@ def timed(function: Callable[[], None]) -> float:
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
+
+
+def timed_fit(model, data, callbacks=(), **fit_kwargs) -> float:
+    """Seconds from the start of the fit's first epoch to the end of its last one.
+
+    What a run of many rounds in one `fit` pays per round, callbacks (and the lottery
+    callback's round boundary) included, without `fit`'s own set-up and tear-down, which
+    a real run pays once.
+    """
+    span = {}
+
+    class First(lth_keras.keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            span.setdefault("begin", time.perf_counter())
+
+    class Last(lth_keras.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            span["end"] = time.perf_counter()
+
+    model.fit(data, callbacks=[First(), *callbacks, Last()], verbose=0, **fit_kwargs)
+    return span["end"] - span["begin"]
 
 
 def summary(samples: List[float], scale: float = 1.0, unit: str = "") -> str:

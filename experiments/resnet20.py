@@ -23,9 +23,11 @@ DEFAULTS = ExperimentConfig(
     output_prune_rate=0.0,
     conv_prune_rate=0.2,
     scope="global",
-    # XLA made Conv-6 slower on this 2-core CPU (benchmarks/step_time.py, README "Speed"),
-    # and compiling a VGG step takes over a minute there: off for the conv suites by default.
+    # On this 2-core CPU XLA made Conv-6 slower (benchmarks/step_time.py, README "Speed"),
+    # compiling a VGG step took over a minute, and XLA's loop of fused steps ran Conv-2 85x
+    # slower (11 s a step): both off for the conv suites by default.
     jit_compile=False,
+    fused_steps=False,
 )
 
 if __name__ == "__main__":

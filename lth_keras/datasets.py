@@ -317,7 +317,19 @@ def make_pipeline(
         batches = tf.data.Dataset.zip((batches, seeds)).map(
             lambda xy, s: (_augment_batch(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
         )
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return _prefetched(batches)
+
+
+def _prefetched(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The pipeline, prefetched, without tf.data's autotuner thread (buffers still grow on demand).
+
+    Measured here: with the autotuner, about half of all `evaluate` calls on 5,000 examples
+    took 70 ms instead of 31, and about a third of `fit` calls ended 0.5 s late, both
+    waiting on that thread when the iterator was deleted. Without it, same speed otherwise.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 STREAM_CHUNK = 64  # batches gathered at once by training_stream
@@ -367,7 +379,7 @@ def training_stream(
         lambda r: (tf.gather(x_all, r), tf.gather(y_all, r))
     )
     if stacked_at_once:
-        return batches.prefetch(tf.data.AUTOTUNE)
+        return _prefetched(batches)
     batches = batches.unbatch()
     if augment:
         steps = tf.data.Dataset.range(start_step, endless)
@@ -377,4 +389,4 @@ def training_stream(
         )
     if steps_per_element > 1:
         batches = batches.batch(steps_per_element, drop_remainder=True)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return _prefetched(batches)

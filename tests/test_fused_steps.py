@@ -1,12 +1,14 @@
 """fuse_steps: blocks of steps as one program train exactly as Keras's own loop does."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import lth_keras
 from lth_keras import datasets
-from tests.conftest import compile_model, dense_data, dense_model
+from tests.conftest import compile_model, conv_model, dense_data, dense_model
 
 keras = lth_keras.keras
 BLOCK = 4
@@ -54,6 +56,18 @@ def test_fused_blocks_train_as_keras_loop_does(jit_compile):
     for name in ("loss", "accuracy"):
         np.testing.assert_allclose(fused_history.history[name], plain_history.history[name], rtol=1e-5)
     assert lth_keras.fused_steps.is_fused(fused) and not lth_keras.fused_steps.is_fused(plain)
+    assert fused.train_function.experimental_get_tracing_count() == 1  # one trace for both epochs
+
+
+def test_lottery_rounds_under_fused_steps_trace_once():
+    model = lth_keras.prune_for_lottery(dense_model(), pruning_rate=0.5)
+    lth_keras.fuse_steps(compile_model(model, jit_compile=True, steps_per_execution=BLOCK))
+    ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, rewind_step=BLOCK, verbose=0)
+    x, y = dense_data()
+    stream = datasets.training_stream(x, y, 32, steps_per_element=BLOCK)
+    model.fit(stream, steps_per_epoch=STEPS_PER_EPOCH, epochs=3, callbacks=[ticket], verbose=0)
+    assert [r["round"] for r in ticket.rounds] == [0, 1, 2]
+    assert model.train_function.experimental_get_tracing_count() == 1  # no retracing after a rewind
 
 
 def test_compiling_again_returns_to_keras_loop():
@@ -61,6 +75,16 @@ def test_compiling_again_returns_to_keras_loop():
     assert lth_keras.fused_steps.is_fused(model)
     compile_model(model, steps_per_execution=BLOCK)
     assert not lth_keras.fused_steps.is_fused(model)
+
+
+def test_convolutions_under_xla_on_a_cpu_are_warned_about():
+    conv = lth_keras.prune_for_lottery(conv_model())
+    with pytest.warns(UserWarning, match=r"on a CPU, XLA runs the convolutions \(conv1, conv2\)"):
+        lth_keras.fuse_steps(compile_model(conv, jit_compile=True, steps_per_execution=BLOCK))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none without XLA, nor for a dense model
+        lth_keras.fuse_steps(compile_model(conv_model(), steps_per_execution=BLOCK))
+        lth_keras.fuse_steps(compile_model(dense_model(), jit_compile=True, steps_per_execution=BLOCK))
 
 
 def test_an_uncompiled_or_keras3_model_is_refused():

@@ -179,12 +179,11 @@ def compile_model(model, config):
 
 def training_batches(config, splits, model, start_step: int = 0) -> tf.data.Dataset:
     """The run's training stream from `start_step`, in blocks of steps if `model` is fused."""
-    block = int(model._steps_per_execution.numpy()) if fused_steps.is_fused(model) else 1
     return datasets.training_stream(
         *splits.train,
         config.batch_size,
         seed=config.seed,
         augment=config.augment,
         start_step=start_step,
-        steps_per_element=block,
+        steps_per_element=fused_steps.steps_per_element(model),
     )

@@ -77,6 +77,12 @@ class ExperimentConfig:
     )
 
 
+# The conv suites' speed defaults. On this 2-core CPU XLA made Conv-6 slower
+# (benchmarks/step_time.py, README "Speed"), compiling a VGG step took over a minute, and
+# XLA's loop of fused steps ran Conv-2 85x slower (11 s a step).
+CONV_SPEED_ON_CPU = dict(jit_compile=False, fused_steps=False)
+
+
 # Settings that do not change what a run computes (speed settings and the strategy change
 # at most floating-point rounding): they stay out of the experiment's name, so raising
 # --prune_iters or --replicates continues the same experiment.

@@ -6,7 +6,7 @@ rewinding to iteration 500. Convolutions pruned 20% per round globally.
 """
 
 from experiments import runner
-from experiments.config import ExperimentConfig
+from experiments.config import CONV_SPEED_ON_CPU, ExperimentConfig
 
 DEFAULTS = ExperimentConfig(
     model="resnet20",
@@ -23,11 +23,7 @@ DEFAULTS = ExperimentConfig(
     output_prune_rate=0.0,
     conv_prune_rate=0.2,
     scope="global",
-    # On this 2-core CPU XLA made Conv-6 slower (benchmarks/step_time.py, README "Speed"),
-    # compiling a VGG step took over a minute, and XLA's loop of fused steps ran Conv-2 85x
-    # slower (11 s a step): both off for the conv suites by default.
-    jit_compile=False,
-    fused_steps=False,
+    **CONV_SPEED_ON_CPU,
 )
 
 if __name__ == "__main__":

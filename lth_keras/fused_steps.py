@@ -15,9 +15,9 @@ import warnings
 import tensorflow as tf
 
 from lth_keras._keras import check_keras2_model
-from lth_keras.wrapping import flat_layers
+from lth_keras.wrapping import flat_layers, unwrapped
 
-_FUSED = "_lth_fused_steps"  # marks a train function made here
+_BLOCK_STEPS = "_lth_block_steps"  # on a train function made here: the steps of each block
 
 
 def fuse_steps(model):
@@ -60,7 +60,7 @@ def fuse_steps(model):
         _check_blocks(iterator.element_spec, block_steps, steps_this_call)
         return execute(iterator)
 
-    setattr(train_function, _FUSED, True)
+    setattr(train_function, _BLOCK_STEPS, block_steps)
     train_function.experimental_get_tracing_count = execute.experimental_get_tracing_count  # as tf.function
     model.train_function = train_function
     return model
@@ -68,7 +68,16 @@ def fuse_steps(model):
 
 def is_fused(model) -> bool:
     """True while `model.fit` runs blocks of steps made by `fuse_steps`."""
-    return getattr(getattr(model, "train_function", None), _FUSED, False)
+    return _block_steps(model) is not None
+
+
+def steps_per_element(model) -> int:
+    """Batches each element of the model's training data must stack: its block if fused, else 1."""
+    return _block_steps(model) or 1
+
+
+def _block_steps(model):
+    return getattr(getattr(model, "train_function", None), _BLOCK_STEPS, None)
 
 
 def _block_runner(model):
@@ -90,7 +99,7 @@ def _warn_if_convolutions_on_cpu(model) -> None:
     accelerated = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
     if not model._jit_compile or accelerated:
         return
-    layers = [_inner(layer) for layer in flat_layers(model)]
+    layers = [unwrapped(layer) for layer in flat_layers(model)]
     convolutions = [layer.name for layer in layers if "Conv" in type(layer).__name__]
     if convolutions:
         warnings.warn(
@@ -99,10 +108,6 @@ def _warn_if_convolutions_on_cpu(model) -> None:
             "fuse only dense models there, or compile without jit_compile",
             stacklevel=3,
         )
-
-
-def _inner(layer):
-    return getattr(layer, "layer", layer)  # the layer a pruning wrapper wraps
 
 
 def _batch(block, index):

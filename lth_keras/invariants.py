@@ -11,7 +11,7 @@ from typing import Dict, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from lth_keras.masks import count_to_prune
+from lth_keras.masks import count_to_prune, non_binary_values
 
 
 class InvariantError(AssertionError):
@@ -44,7 +44,7 @@ def check_unchanged(arrays: Mapping[str, np.ndarray], expected: Mapping[str, str
 def check_binary(masks: Mapping[str, np.ndarray]) -> None:
     """Raises InvariantError naming the first mask holding a value other than 0 and 1."""
     for key, mask in masks.items():
-        bad = np.asarray(mask)[(mask != 0) & (mask != 1)]
+        bad = non_binary_values(mask)
         if bad.size:
             raise InvariantError(
                 f"mask of {key!r} holds {bad.size} value(s) other than 0 and 1, e.g. {bad[0]!r}"

@@ -26,6 +26,12 @@ def count_to_prune(surviving: int, rate: float) -> int:
     return int(np.floor(rate * surviving + 0.5))
 
 
+def non_binary_values(mask) -> np.ndarray:
+    """The values of `mask` other than 0 and 1 (empty for a valid mask)."""
+    array = np.asarray(mask)
+    return array[(array != 0) & (array != 1)]
+
+
 class Masks(storage.NamedArrays):
     """An immutable mapping of weight key -> 0/1 float32 mask, with sparsity helpers.
 
@@ -41,7 +47,7 @@ class Masks(storage.NamedArrays):
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"mask {key!r} must hold numbers 0 and 1, got dtype {array.dtype}")
-        bad = array[(array != 0) & (array != 1)]
+        bad = non_binary_values(array)
         if bad.size:
             raise ValueError(f"mask {key!r} holds values other than 0 and 1, e.g. {bad.flat[0]!r}")
         return array.astype(np.float32)

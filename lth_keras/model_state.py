@@ -12,10 +12,10 @@ import tensorflow as tf
 from lth_keras import storage
 from lth_keras.masks import Masks
 from lth_keras.wrapping import (
-    PruneLowMagnitude,
     apply_masks_to_weights,
     flat_layers,
     lottery_layers,
+    unwrapped,
 )
 
 
@@ -120,7 +120,7 @@ def snapshot_variables(model) -> Dict[str, tf.Variable]:
     """
     result = {}
     for layer in flat_layers(model):
-        inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+        inner = unwrapped(layer)
         for variable in inner.weights:
             key = f"{inner.name}/{_short_name(variable)}"
             if key in result and result[key] is not variable:

@@ -39,6 +39,11 @@ def _is_prunable(layer) -> bool:
     return prune_registry.PruneRegistry.supports(layer)
 
 
+def unwrapped(layer):
+    """The layer a pruning wrapper wraps; any other layer itself."""
+    return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+
+
 def flat_layers(model) -> List:
     """All layers of `model`, nested models expanded, in model order."""
     layers = []

@@ -14,6 +14,7 @@ from lth_keras.callback import LotteryTicketCallback, format_round
 from lth_keras.controls import random_prune, reinit
 from lth_keras.fused_steps import fuse_steps
 from lth_keras.invariants import InvariantError
+from lth_keras.notices import LotteryWarning
 from lth_keras.masks import Masks, magnitude_prune, random_masks_like
 from lth_keras.model_state import (
     WeightSnapshot,
@@ -32,6 +33,7 @@ __all__ = [
     "InvariantError",
     "LotteryTicketCallback",
     "LotteryTicketSchedule",
+    "LotteryWarning",
     "Masks",
     "Ticket",
     "WeightSnapshot",

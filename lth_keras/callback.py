@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from lth_keras._keras import keras
-from lth_keras import invariants
+from lth_keras import invariants, notices
 from lth_keras.masks import Masks, layer_of, magnitude_prune
 from lth_keras.model_state import (
     OptimizerReset,
@@ -16,12 +16,14 @@ from lth_keras.model_state import (
     get_masks,
     get_stored_weights,
     layer_rates,
+    learning_rate_value,
     masked_variables,
     pruning_groups,
     restore_snapshot,
     set_masks,
     take_snapshot,
 )
+from lth_keras.neighbours import callbacks_beside, check_callbacks_beside
 from lth_keras.tickets import Ticket, save_ticket
 from lth_keras.validation import (
     check_bool,
@@ -29,7 +31,13 @@ from lth_keras.validation import (
     check_non_negative_int,
     check_positive_int,
 )
-from lth_keras.wrapping import apply_masks_to_weights, enable_training, lottery_layers
+from lth_keras.wrapping import (
+    apply_masks_to_weights,
+    enable_training,
+    lottery_layers,
+    mark_round,
+    marked_round,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,13 @@ class LotteryTicketCallback(keras.callbacks.Callback):
     ends at a round boundary the model keeps its trained weights; the next `fit` with
     the same callback prunes first. If an epoch ends with a NaN or inf loss or weight,
     training stops mid-round and `diverged` records the round and step.
+
+    One callback serves one model: it binds to the model it first trains (or
+    `prepare`s) and refuses any other. Compiling that model again between fits is
+    followed: the new optimizer is reset between rounds from then on. Beside other
+    callbacks, EarlyStopping is refused (it would end the whole run at the first rewind;
+    the callback records each round's early-stop step itself), and callbacks that set the
+    learning rate are warned about (see README, "Using it with other callbacks").
 
     Args:
       epochs_per_round: epochs per round; give this or `steps_per_round`.
@@ -71,8 +86,10 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         scripts do). Ignored when `rewind_step` is 0.
       check_invariants: at each round boundary, check that masks are 0/1 and only
         shrink, pruned weights are exactly 0, each layer (or global group) lost exactly
-        its scheduled count and θ₀/θ_k are unchanged since captured; raises
-        `InvariantError` if not. One pass over the weights per round.
+        its scheduled count and θ₀/θ_k are unchanged since captured; at every epoch's
+        end and when fit ends, that the masks are still the round's (something else,
+        e.g. `model.set_weights`, may have assigned them); raises `InvariantError` if
+        not. One pass over the weights per round and one over the masks per epoch.
 
     Example:
       >>> ticket = lth_keras.LotteryTicketCallback(epochs_per_round=5)
@@ -135,6 +152,10 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._round_start_iteration = 0
         self._best = None  # (val_loss, step, val_metrics) of the current round
         self.diverged: Optional[Dict[str, Any]] = None  # {'round', 'step', 'reason'} once NaN/inf
+        self._round_masks: Optional[Dict[str, np.ndarray]] = None  # bool: what this round trains with
+        self._round_start_learning_rate: Optional[float] = None
+        self._finish_at_epoch_end = False  # a step-based round ended on an epoch's last batch
+        self._stopped_training = False  # this callback set model.stop_training in this fit
 
     # --- what the round logic rewinds to -------------------------------------------
 
@@ -158,11 +179,29 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             or (self.rewind_step > 0 and self.theta_k is None)
         )
 
+    def set_model(self, model):
+        """Binds to `model`; refuses another model once this one's lottery has started."""
+        if self._optimizer_reset is not None and model is not self.model:
+            raise ValueError(
+                f"this LotteryTicketCallback runs the lottery of model {self.model.name!r} (θ₀ captured "
+                f"from it, {len(self.rounds)} round(s) recorded) and cannot also serve model "
+                f"{model.name!r}{' (another model of that name)' if model.name == self.model.name else ''}: "
+                "it would rewind that model to the first one's θ₀ and reset the first one's optimizer. "
+                "Create a new LotteryTicketCallback for each model (e.g. inside the loop over seeds)"
+            )
+        super().set_model(model)
+
     def on_train_begin(self, logs=None):
         lottery_layers(self.model)  # refuses a model that was not prepared
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             raise ValueError("compile the model before training it with LotteryTicketCallback")
+        others = callbacks_beside(self)
+        check_callbacks_beside(others)
+        if any(isinstance(other, LotteryTicketCallback) for other in others):
+            raise ValueError(
+                "fit was given two LotteryTicketCallbacks, which would both prune the model: give it one"
+            )
         self._check_steps_per_execution()
         if self.diverged:
             raise ValueError(
@@ -177,6 +216,10 @@ class LotteryTicketCallback(keras.callbacks.Callback):
                 "the callback has θ₀ but never saw the optimizer's initial state: call "
                 "prepare(model) before restoring a checkpoint and load_state()"
             )
+        elif optimizer is not self._optimizer_reset.optimizer:
+            self._adopt_optimizer(optimizer)
+        self._check_masks_unchanged("before fit started")
+        self._stopped_training = False
         if self._pending_prune:
             self._start_next_round()
 
@@ -200,26 +243,31 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if self.eval_every_steps and self._round_steps % self.eval_every_steps == 0:
             self._track(self._round_steps, self._evaluate())
         if self.steps_per_round and self._round_steps == self.steps_per_round:
-            self._finish_round(logs or {})
-            self._epoch_start_steps = -(batch + 1)
+            if batch + 1 == self.params.get("steps"):  # the epoch's end: finish with its validation
+                self._finish_at_epoch_end = True
+            else:
+                self._finish_round(logs or {})
+                self._epoch_start_steps = -(batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        self._check_masks_unchanged("at an epoch's end")
+        apply_masks_to_weights(self.model, only_masked_in_call=True)  # so epoch-end checkpoints hold zeros
         if self._check_divergence(logs):
             return
         if self.steps_per_round is None:
             self._round_steps = int(self.model.optimizer.iterations.numpy()) - self._round_start_iteration
             self._round_epochs += 1
-            if self.eval_every_steps is None:
-                val = {k: v for k, v in logs.items() if k.startswith("val_")}
-                if not val and self.validation_data is not None:
-                    val = self._evaluate()
-                self._track(self._round_steps, val)
-            if self._round_epochs == self.epochs_per_round:
-                self._finish_round(logs)
+        if self.eval_every_steps is None and not self._pending_prune:
+            self._track(self._round_steps, self._epoch_validation(logs))
+        if self._finish_at_epoch_end or self._round_epochs == self.epochs_per_round:
+            self._finish_at_epoch_end = False
+            self._finish_round(logs)
 
     def on_train_end(self, logs=None):
+        self._check_masks_unchanged("when fit ended")
         apply_masks_to_weights(self.model)
+        self._say_if_fit_ended_mid_run()
 
     # --- round logic ---------------------------------------------------------------
 
@@ -248,12 +296,67 @@ class LotteryTicketCallback(keras.callbacks.Callback):
                 "see training from the initial weights θ₀; compile with a fresh optimizer"
             )
         enable_training(self.model)
+        self._warn_if_already_in_a_lottery()
         self.theta_0 = take_snapshot(self.model)
         self._remember_theta_digests()
         self._optimizer_reset = OptimizerReset(
             optimizer, self.model.trainable_variables, self.model.distribute_strategy
         )
         self._round_start_iteration = 0
+        self._round_start_learning_rate = learning_rate_value(optimizer)
+        self._remember_round_masks()
+        mark_round(self.model, self.first_round)
+
+    def _warn_if_already_in_a_lottery(self) -> None:
+        """A fresh callback calls the model's state θ₀ and round 0: say so if it was mid-run or pruned."""
+        if self.first_round:
+            return  # retraining a ticket's round, as the controls do
+        marked, masks = marked_round(self.model), get_masks(self.model)
+        if marked is None and masks.weights_remaining == 1.0:
+            return
+        state = f"is {100 * masks.weights_remaining:.2f}% unpruned"
+        if marked is not None:
+            state = f"was in round {marked} of a lottery run (its wrappers record it) and {state}"
+        notices.warn(
+            f"model {self.model.name!r} {state}: this new LotteryTicketCallback takes its current weights "
+            "as θ₀ and its masks as round 0's. To go on with that run instead, give the callback its "
+            "state: prepare(model) before restoring the checkpoint, then load_state(state, theta_0, "
+            "theta_k); to retrain a ticket's round r, pass first_round=r"
+        )
+
+    def _adopt_optimizer(self, optimizer) -> None:
+        """The model was compiled again: reset the new optimizer between rounds from now on.
+
+        Mid-round, the new optimizer continues the round's step count (so records, θ_k and
+        learning-rate schedules stay in step) with the fresh slots the user compiled it with.
+        """
+        iterations = int(optimizer.iterations.numpy())
+        if iterations != 0:
+            raise ValueError(
+                f"the model was compiled again with an optimizer that has already taken {iterations} "
+                "steps: LotteryTicketCallback resets the optimizer to its initial state each round, so "
+                "compile with a fresh optimizer"
+            )
+        self._optimizer_reset = OptimizerReset(
+            optimizer, self.model.trainable_variables, self.model.distribute_strategy
+        )
+        if self._pending_prune:
+            return  # the next round starts by resetting it
+        step = self._round_start_iteration + self._round_steps
+        optimizer.iterations.assign(step)
+        if self._round_steps:
+            notices.warn(
+                f"the model was compiled again {self._round_steps} steps into round "
+                f"{self._round + self.first_round}: its new optimizer continues at iteration {step} with "
+                "fresh slots (e.g. Adam's moments), so this round trains differently from the others"
+            )
+
+    def _epoch_validation(self, logs) -> Dict[str, float]:
+        """The epoch's validation metrics: Keras's `val_*` logs, or `validation_data` evaluated."""
+        val = {k: v for k, v in logs.items() if k.startswith("val_")}
+        if not val and self.validation_data is not None:
+            val = self._evaluate()
+        return val
 
     def _evaluate(self, data=None, prefix: str = "val_") -> Dict[str, float]:
         """Metrics on `data` (default the validation data) named prefix + metric.
@@ -297,7 +400,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             return False
         step = int(self.model.optimizer.iterations.numpy()) - self._round_start_iteration
         self.diverged = {"round": self._round + self.first_round, "step": step, "reason": reason}
-        self.model.stop_training = True
+        self.model.stop_training = self._stopped_training = True
         log.warning(
             "training diverged (%s) at round %d, step %d: stopping", reason, self.diverged["round"], step
         )
@@ -338,7 +441,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._round_epochs = 0
         self._best = None
         if self.one_shot and self._round >= 1:
-            self.model.stop_training = True
+            self.model.stop_training = self._stopped_training = True
             log.warning("one-shot ticket trained: training stops after round %d", self._round)
         else:
             self._pending_prune = True
@@ -346,6 +449,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def _start_next_round(self):
         """Prunes by magnitude of the trained weights, rewinds, resets the optimizer."""
+        self._check_masks_unchanged("when the round ended")
         masks_before = get_masks(self.model)
         rates, groups = layer_rates(self.model), pruning_groups(self.model)
         new_masks = magnitude_prune(get_effective_weights(self.model), masks_before, rates, groups)
@@ -357,7 +461,71 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._round += 1
         self._round_start_iteration = self.rewind_step
         self._pending_prune = False
+        self._remember_round_masks()
+        mark_round(self.model, self._round + self.first_round)
+        self._say_what_changed_between_rounds(masks_before, new_masks)
         self.on_round_begin(self._round)
+
+    def _say_what_changed_between_rounds(self, masks_before: Masks, masks: Masks) -> None:
+        """Warns when pruning emptied a weight, or the learning rate differs from the last round's start."""
+        round_index = self._round + self.first_round
+        for key, mask in masks.items():
+            if not mask.any() and masks_before[key].any():
+                count = int(np.count_nonzero(masks_before[key]))
+                notices.warn_emptied(key, count, f"pruning before round {round_index}")
+        rate = learning_rate_value(self._optimizer_reset.optimizer)
+        if rate != self._round_start_learning_rate:
+            notices.warn(
+                f"round {round_index} starts at learning rate {rate}, the round before at "
+                f"{self._round_start_learning_rate}: something set it (a callback such as "
+                "ReduceLROnPlateau or LearningRateScheduler, compiling again, or an assignment), and "
+                "the optimizer reset between rounds does not undo that"
+            )
+        self._round_start_learning_rate = rate
+
+    def _remember_round_masks(self) -> None:
+        """Keeps the masks this round trains with (as bools), to check nothing else changes them."""
+        if self.check_invariants:
+            self._round_masks = {key: mask != 0 for key, mask in get_masks(self.model).items()}
+
+    def _check_masks_unchanged(self, when: str) -> None:
+        """Raises InvariantError if the masks are no longer the ones this round started with."""
+        if not self.check_invariants or self._round_masks is None:
+            return
+        masks = {key: mask.numpy() for key, (_, mask) in masked_variables(self.model).items()}
+        try:
+            invariants.check_masks_unchanged(self._round_masks, masks)
+        except invariants.InvariantError as e:
+            raise invariants.InvariantError(
+                f"{e} {when} (round {self._round + self.first_round}). Only LotteryTicketCallback may "
+                "change masks, between rounds: something else assigned the mask variables (e.g. "
+                "model.set_weights or load_weights, as EarlyStopping(restore_best_weights=True) and "
+                "BackupAndRestore do), so the model no longer trains this round's ticket"
+            ) from e
+
+    def _say_if_fit_ended_mid_run(self) -> None:
+        """Warns when fit ends inside a round, or because something else set model.stop_training."""
+        stopped = self.model.stop_training and not self._stopped_training
+        in_round = not self._pending_prune and (self._round_steps or self._round_epochs)
+        if self.diverged or not (stopped or in_round):
+            return
+        round_index = self._round + self.first_round
+        if in_round:
+            done, total, unit = (
+                (self._round_steps, self.steps_per_round, "steps")
+                if self.steps_per_round
+                else (self._round_epochs, self.epochs_per_round, "epochs")
+            )
+            where = f"inside round {round_index}, after {done} of its {total} {unit}, which has no record yet"
+        else:
+            where = f"after round {round_index}"
+        why = "fit's epochs ran out"
+        if stopped:
+            why = "model.stop_training was set, by another callback or by hand"
+        notices.warn(
+            f"fit ended {where} ({why}, {len(self.rounds)} round(s) recorded). Calling fit again with "
+            "this callback goes on from there"
+        )
 
     def _check_round_invariants(self, masks_before: Masks, rates, groups) -> None:
         """Raises InvariantError if pruning and rewinding broke what must hold between rounds."""
@@ -446,6 +614,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._best = tuple(state["best"]) if state["best"] else None
         self.rounds = list(state["rounds"])
         self.diverged = state.get("diverged")
+        if self.model is not None:  # the restored checkpoint's masks are what this round trains with
+            self._remember_round_masks()
 
     def on_round_begin(self, round_index: int) -> None:
         """Called after pruning and rewinding, before round `round_index` trains."""

@@ -13,16 +13,16 @@ from lth_keras.model_state import (
     set_masks,
 )
 from lth_keras.validation import check_non_negative_int
-from lth_keras.wrapping import apply_masks_to_weights, lottery_layers
+from lth_keras.wrapping import apply_masks_to_weights, lottery_layers, weight_name
 
 
-def _fresh_initializer(layer, weight_name: str, seed: int):
-    """A new instance of the initializer `layer` used for `weight_name`, seeded."""
-    attribute = f"{weight_name}_initializer"
+def _fresh_initializer(layer, short_name: str, seed: int):
+    """A new instance of the initializer `layer` used for `short_name`, seeded."""
+    attribute = f"{short_name}_initializer"
     initializer = getattr(layer, attribute, None)
     if initializer is None:
         raise ValueError(
-            f"layer {layer.name!r} has no `{attribute}`: cannot redraw its {weight_name!r} weights"
+            f"layer {layer.name!r} has no `{attribute}`: cannot redraw its {short_name!r} weights"
         )
     config = keras.initializers.serialize(initializer)
     inner = config.get("config", {})
@@ -53,7 +53,7 @@ def reinit(model, seed: int, masks: Optional[Mapping[str, np.ndarray]] = None) -
     index = 0
     for layer in lottery_layers(model):
         for weight, _, _ in layer.pruning_vars:
-            name = weight.name.split("/")[-1].split(":")[0]
+            name = weight_name(weight)
             initializer = _fresh_initializer(layer.layer, name, seed * 100003 + index)
             weight.assign(initializer(weight.shape, dtype=weight.dtype))
             index += 1

@@ -10,10 +10,9 @@ latter: each call takes one element of the dataset holding n batches stacked, an
 optimizer's updates, the metrics and the callbacks between calls are those of Keras's loop.
 """
 
-import warnings
-
 import tensorflow as tf
 
+from lth_keras import notices
 from lth_keras._keras import check_keras2_model
 from lth_keras.wrapping import flat_layers, unwrapped
 
@@ -102,11 +101,10 @@ def _warn_if_convolutions_on_cpu(model) -> None:
     layers = [unwrapped(layer) for layer in flat_layers(model)]
     convolutions = [layer.name for layer in layers if "Conv" in type(layer).__name__]
     if convolutions:
-        warnings.warn(
+        notices.warn(
             f"fuse_steps: on a CPU, XLA runs the convolutions ({', '.join(convolutions)}) of a loop of "
             "steps far slower than one step at a time (Conv-2: 11 s a step against 0.13 s on 2 cores); "
-            "fuse only dense models there, or compile without jit_compile",
-            stacklevel=3,
+            "fuse only dense models there, or compile without jit_compile"
         )
 
 

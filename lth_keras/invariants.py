@@ -1,7 +1,7 @@
-"""What must hold at every round boundary, as plain checks over NumPy arrays.
+"""What must hold at every round boundary and within a round, as plain checks over NumPy arrays.
 
-`LotteryTicketCallback` runs these after it prunes and rewinds (unless created with
-`check_invariants=False`). Each check takes arrays keyed by weight key
+`LotteryTicketCallback` runs these after it prunes and rewinds, and checks the masks at
+every epoch's end (unless created with `check_invariants=False`). Each check takes arrays keyed by weight key
 ("layer_name/weight_name") and raises `InvariantError` naming the weight and what broke;
 each is one pass over the arrays.
 """
@@ -57,6 +57,18 @@ def check_only_shrink(before: Mapping[str, np.ndarray], after: Mapping[str, np.n
         revived = np.count_nonzero((old == 0) & (after[key] != 0))
         if revived:
             raise InvariantError(f"{revived} pruned weight(s) of {key!r} came back: masks may only shrink")
+
+
+def check_masks_unchanged(expected: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> None:
+    """Raises InvariantError naming a mask of `masks` that differs from `expected` (0/1 or bool)."""
+    for key, mask in masks.items():
+        kept = np.asarray(expected[key]).astype(bool)
+        differ = np.count_nonzero(mask != kept)
+        if differ:
+            revived = np.count_nonzero((mask != 0) & ~kept)
+            raise InvariantError(
+                f"mask of {key!r} changed at {differ} position(s) ({revived} pruned weight(s) came back)"
+            )
 
 
 def check_pruned_are_zero(weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> None:

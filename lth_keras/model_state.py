@@ -4,7 +4,8 @@ This is the bridge between the Keras variables and the plain arrays of `masks.py
 everything here reads or assigns variables; none of it decides what to prune.
 """
 
-from typing import Dict, Mapping
+import numbers
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -16,12 +17,8 @@ from lth_keras.wrapping import (
     flat_layers,
     lottery_layers,
     unwrapped,
+    weight_name,
 )
-
-
-def _short_name(variable) -> str:
-    """'dense/kernel:0' -> 'kernel'."""
-    return variable.name.split("/")[-1].split(":")[0]
 
 
 def masked_variables(model) -> Dict[str, tuple]:
@@ -29,7 +26,7 @@ def masked_variables(model) -> Dict[str, tuple]:
     result = {}
     for layer in lottery_layers(model):
         for weight, mask, _ in layer.pruning_vars:
-            key = f"{layer.layer.name}/{_short_name(weight)}"
+            key = f"{layer.layer.name}/{weight_name(weight)}"
             if key in result:
                 raise ValueError(f"two pruned weights are both named {key!r}: give the layers unique names")
             result[key] = (weight, mask)
@@ -41,7 +38,7 @@ def layer_rates(model) -> Dict[str, float]:
     rates = {}
     for layer in lottery_layers(model):
         for weight, _, _ in layer.pruning_vars:
-            rates[f"{layer.layer.name}/{_short_name(weight)}"] = layer.pruning_schedule.pruning_rate
+            rates[f"{layer.layer.name}/{weight_name(weight)}"] = layer.pruning_schedule.pruning_rate
     return rates
 
 
@@ -51,7 +48,7 @@ def pruning_groups(model):
     for layer in lottery_layers(model):
         schedule = layer.pruning_schedule
         for weight, _, _ in layer.pruning_vars:
-            key = f"{layer.layer.name}/{_short_name(weight)}"
+            key = f"{layer.layer.name}/{weight_name(weight)}"
             if schedule.scope == "global":
                 global_groups.setdefault(schedule.pruning_rate, []).append(key)
             else:
@@ -122,7 +119,7 @@ def snapshot_variables(model) -> Dict[str, tf.Variable]:
     for layer in flat_layers(model):
         inner = unwrapped(layer)
         for variable in inner.weights:
-            key = f"{inner.name}/{_short_name(variable)}"
+            key = f"{inner.name}/{weight_name(variable)}"
             if key in result and result[key] is not variable:
                 raise ValueError(f"two model weights are both named {key!r}: give the layers unique names")
             result[key] = variable
@@ -174,6 +171,17 @@ def loss_scale_variables(optimizer):
     """A mixed-precision LossScaleOptimizer's dynamic loss scale and its counter; [] otherwise."""
     loss_scale = getattr(optimizer, "_loss_scale", None)
     return list(getattr(loss_scale, "_weights", {}).values())
+
+
+def learning_rate_value(optimizer) -> Optional[float]:
+    """The optimizer's learning rate as a number; None when a LearningRateSchedule sets it.
+
+    A schedule is a function of the step counter, which each round rewinds, so it replays;
+    a plain rate is whatever was last assigned to it.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a mixed-precision LossScaleOptimizer's
+    value = inner.get_config().get("learning_rate")
+    return float(value) if isinstance(value, numbers.Real) else None
 
 
 class OptimizerReset:

@@ -8,8 +8,10 @@ from tensorflow_model_optimization.python.core.sparsity.keras import (
     pruning_wrapper,
 )
 
+from lth_keras import notices
 from lth_keras._keras import check_keras2_model, keras
 from lth_keras.lottery_wrapper import LotteryPruneLowMagnitude
+from lth_keras.masks import count_to_prune
 from lth_keras.schedule import SCOPES, LotteryTicketSchedule
 from lth_keras.validation import check_choice, check_rate
 
@@ -37,6 +39,11 @@ def _is_prunable(layer) -> bool:
     if weight_names is not None:
         return bool(weight_names)
     return prune_registry.PruneRegistry.supports(layer)
+
+
+def weight_name(variable) -> str:
+    """A variable's own name without scope and suffix: 'dense/kernel:0' -> 'kernel'."""
+    return variable.name.split("/")[-1].split(":")[0]
 
 
 def unwrapped(layer):
@@ -258,7 +265,46 @@ def prune_for_lottery(
         wrapped.build(model.input_shape)
     _copy_weights(model, wrapped)
     enable_training(wrapped)
+    _warn_about_dense_weights(wrapped, _checked_exclude(exclude))
+    _warn_if_first_round_empties(wrapped)
     return wrapped
+
+
+def _warn_about_dense_weights(model, exclude) -> None:
+    """Warns about weight matrices that will not be pruned although their layer was not excluded.
+
+    tfmot has no prunable weights for some layers (DepthwiseConv2D, Conv1DTranspose,
+    attention) and prunes only some weights of others (SeparableConv2D: the pointwise
+    kernel); biases and other vectors are never pruned and are not mentioned.
+    """
+    dense = []
+    for layer in flat_layers(model):
+        inner = unwrapped(layer)
+        if inner.name in exclude:
+            continue
+        pruned = {id(weight) for weight, _, _ in getattr(layer, "pruning_vars", [])}
+        left = [w for w in inner.trainable_weights if len(w.shape) >= 2 and id(w) not in pruned]
+        if left:
+            names = ", ".join(weight_name(w) for w in left)
+            why = "only its other weights are pruned" if pruned else "tfmot has no prunable weights for it"
+            dense.append(f"{inner.name} ({type(inner).__name__}: {names}; {why})")
+    if dense:
+        notices.warn(
+            f"these weights stay dense, in every round: {'; '.join(dense)}. Pass their layers in "
+            "`exclude` to say that is meant"
+        )
+
+
+def _warn_if_first_round_empties(model) -> None:
+    """Warns about a layerwise weight whose rate removes all of it in the first round."""
+    for layer in lottery_layers(model):
+        schedule = layer.pruning_schedule
+        for weight, _, _ in layer.pruning_vars:
+            size = weight.shape.num_elements()
+            if schedule.scope == "layerwise" and count_to_prune(size, schedule.pruning_rate) == size:
+                key = f"{layer.layer.name}/{weight_name(weight)}"
+                when = f"at rate {schedule.pruning_rate}, the first round"
+                notices.warn_emptied(key, size, when)
 
 
 def lottery_layers(model, require: bool = True) -> List[PruneLowMagnitude]:
@@ -294,9 +340,31 @@ def enable_training(model) -> None:
             layer.pruning_step.assign(0)
 
 
-def apply_masks_to_weights(model) -> None:
-    """Sets every pruned weight's stored value to exactly 0 (weight <- weight * mask)."""
+def mark_round(model, round_index: int) -> None:
+    """Records in the model that round `round_index` of a lottery run has started.
+
+    The mark is the wrappers' `pruning_step` (round + 1), a variable tfmot saves with the
+    model and our wrapper does not count steps with, so a model saved mid-run says so.
+    """
     for layer in lottery_layers(model):
+        layer.pruning_step.assign(round_index + 1)
+
+
+def marked_round(model) -> Optional[int]:
+    """The round a lottery callback last started on this model; None if it never trained one."""
+    latest = max(int(layer.pruning_step.numpy()) for layer in lottery_layers(model))
+    return latest - 1 if latest > 0 else None
+
+
+def apply_masks_to_weights(model, only_masked_in_call: bool = False) -> None:
+    """Sets every pruned weight's stored value to exactly 0 (weight <- weight * mask).
+
+    `only_masked_in_call`: only the layers that mask in `call` (embeddings), whose pruned
+    weights the optimizer's update leaves non-zero until the next forward pass masks them.
+    """
+    for layer in lottery_layers(model):
+        if only_masked_in_call and not getattr(layer, "masks_in_call", True):
+            continue
         for weight, mask, _ in layer.pruning_vars:
             weight.assign(weight * mask)
 

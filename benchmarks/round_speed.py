@@ -16,7 +16,9 @@ lottery / naive at or under 0.35 for LeNet-300-100.
 Also printed, the share evaluation takes in the scripts' round: the same lottery round
 with the paper's protocol (validation every 100 iterations, test metrics at each new
 early-stop candidate), over the round without it; and the floor: the dense model with the
-same compile settings and input stream, no wrappers and no callback ("dense, fast").
+same compile settings and input stream, no wrappers and no callback ("dense, fast"); and
+the cost of the callback's invariant checks: the lottery round with `check_invariants=False`
+("lottery, unchecked").
 """
 
 import dataclasses
@@ -79,11 +81,13 @@ def fast_dense_round(config, splits, steps):
     return lambda: timing.timed_fit(model, stream, **fit)
 
 
-def lottery_round(config, splits, steps, evaluate: bool):
+def lottery_round(config, splits, steps, evaluate: bool, check_invariants: bool = True):
     model = components.build_model(config, splits, seed=0)
     components.compile_model(model, config)
     epochs = steps // config.eval_every
-    callback = lth_keras.LotteryTicketCallback(epochs_per_round=epochs, verbose=0)
+    callback = lth_keras.LotteryTicketCallback(
+        epochs_per_round=epochs, verbose=0, check_invariants=check_invariants
+    )
     validation = test = None
     if evaluate:
         validation = datasets.make_pipeline(*splits.validation, 1000, training=False)
@@ -116,6 +120,9 @@ def main(argv):
                 dataclasses.replace(config, fused_steps=False), splits, FLAGS.steps, evaluate=False
             ),
             "lottery+eval": lottery_round(config, splits, FLAGS.steps, evaluate=True),
+            "lottery, unchecked": lottery_round(
+                config, splits, FLAGS.steps, evaluate=False, check_invariants=False
+            ),
         },
         FLAGS.repeats,
     )
@@ -133,6 +140,10 @@ def main(argv):
     print(f"  (dense, fast)/naive {timing.ratio(samples['dense, fast'], samples['naive'])}")
     print(f"  lottery/(dense, fast) {timing.ratio(samples['lottery'], samples['dense, fast'])}")
     print(f"  lottery/(lottery, unfused) {timing.ratio(samples['lottery'], samples['lottery, unfused'])}")
+    print(
+        "  invariant checks (masks at every epoch end, the boundary's): lottery/(lottery, unchecked) "
+        f"{timing.ratio(samples['lottery'], samples['lottery, unchecked'])}"
+    )
     print(
         "  with the paper's evaluation protocol: (lottery+eval)/lottery "
         f"{timing.ratio(samples['lottery+eval'], samples['lottery'])}"

@@ -154,17 +154,25 @@ def _first_zero(mask):
 
 def test_a_resurrected_mask_entry_is_detected(monkeypatch):
     model, ticket = _after_one_round()
-    variables = masked_variables(model)
-    weight, mask = variables["fc1/kernel"]
-    killed = mask.numpy().copy()
-    killed.flat[0] = 0.0  # a weight pruned in the finished round...
-    mask.assign(killed)
+    x, y = dense_data(64)
+    model.fit(x, y, batch_size=32, epochs=2, initial_epoch=1, callbacks=[ticket], verbose=0)  # round 1
+    pruned = _first_zero(masked_variables(model)["fc1/kernel"][1].numpy())  # a weight pruned before...
 
     def revive(before, after):
-        after["fc1/kernel"].flat[0] = 1.0  # ...that pruning brings back
+        after["fc1/kernel"].flat[pruned] = 1.0  # ...that pruning brings back
 
     _tamper_with_pruning(monkeypatch, revive)
-    with pytest.raises(InvariantError, match="'fc1/kernel' came back"):
+    with pytest.raises(InvariantError, match="1 pruned weight.* of 'fc1/kernel' came back"):
+        ticket.on_epoch_begin(2)
+
+
+def test_a_mask_assigned_between_prunings_is_detected():
+    model, ticket = _after_one_round()
+    _, mask = masked_variables(model)["fc1/kernel"]
+    killed = mask.numpy().copy()
+    killed.flat[0] = 0.0  # not the callback's doing
+    mask.assign(killed)
+    with pytest.raises(InvariantError, match=r"mask of 'fc1/kernel' changed at 1 position\(s\)"):
         ticket.on_epoch_begin(1)
 
 

@@ -131,7 +131,7 @@ def main(argv):
     speed = f"jit_compile={config.jit_compile}, steps_per_execution={spe}, fused_steps={config.fused_steps}"
     print(f"{config.model}, batch {config.batch_size}, {FLAGS.steps} steps per measurement ({speed}):")
     for name, values in samples.items():
-        print(f"  {name:16s} {timing.summary(values, per_step)} ms per step")
+        print(f"  {name:18s} {timing.summary(values, per_step)} ms per step")
     ratio = timing.paired_median_ratio(samples["lottery"], samples["naive"])
     print(
         f"  lottery/naive {timing.ratio(samples['lottery'], samples['naive'])}"

@@ -449,8 +449,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def _start_next_round(self):
         """Prunes by magnitude of the trained weights, rewinds, resets the optimizer."""
-        self._check_masks_unchanged("when the round ended")
         masks_before = get_masks(self.model)
+        self._check_masks_unchanged("when the round ended", masks_before)
         rates, groups = layer_rates(self.model), pruning_groups(self.model)
         new_masks = magnitude_prune(get_effective_weights(self.model), masks_before, rates, groups)
         set_masks(self.model, new_masks)
@@ -461,7 +461,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._round += 1
         self._round_start_iteration = self.rewind_step
         self._pending_prune = False
-        self._remember_round_masks()
+        self._remember_round_masks(new_masks)
         mark_round(self.model, self._round + self.first_round)
         self._say_what_changed_between_rounds(masks_before, new_masks)
         self.on_round_begin(self._round)
@@ -483,16 +483,18 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             )
         self._round_start_learning_rate = rate
 
-    def _remember_round_masks(self) -> None:
-        """Keeps the masks this round trains with (as bools), to check nothing else changes them."""
+    def _remember_round_masks(self, masks: Optional[Masks] = None) -> None:
+        """Keeps the masks this round trains with (default: the model's), as bools, to check them."""
         if self.check_invariants:
-            self._round_masks = {key: mask != 0 for key, mask in get_masks(self.model).items()}
+            masks = get_masks(self.model) if masks is None else masks
+            self._round_masks = {key: mask != 0 for key, mask in masks.items()}
 
-    def _check_masks_unchanged(self, when: str) -> None:
-        """Raises InvariantError if the masks are no longer the ones this round started with."""
+    def _check_masks_unchanged(self, when: str, masks: Optional[Masks] = None) -> None:
+        """Raises InvariantError if the masks (default: the model's) are no longer this round's."""
         if not self.check_invariants or self._round_masks is None:
             return
-        masks = {key: mask.numpy() for key, (_, mask) in masked_variables(self.model).items()}
+        if masks is None:  # read without Masks' 0/1 check: the comparison sees any other value
+            masks = {key: mask.numpy() for key, (_, mask) in masked_variables(self.model).items()}
         try:
             invariants.check_masks_unchanged(self._round_masks, masks)
         except invariants.InvariantError as e:

@@ -336,3 +336,26 @@ def test_pruned_embedding_weights_are_stored_as_zeros_at_every_epoch_end():
         weight, mask = weights["embed/embeddings"]
         assert mask.min() == 0
         assert np.count_nonzero(weight[mask == 0]) == 0
+
+
+def test_a_hand_driven_loop_gets_the_same_checks():
+    model, other = _lottery_model(seed=0), _lottery_model(seed=7)
+    ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, verbose=0)
+    ticket.set_model(model)
+    ticket.set_params({"epochs": 3, "steps": 8, "verbose": 0})
+    ticket.on_train_begin()
+    x, y = dense_data()
+    initial = model.get_weights()
+    for epoch in range(2):
+        ticket.on_epoch_begin(epoch)
+        for batch in range(8):
+            model.train_on_batch(x[batch * 32 : (batch + 1) * 32], y[batch * 32 : (batch + 1) * 32])
+        if epoch == 1:
+            model.set_weights(initial)  # round 1's masks replaced by round 0's
+            with pytest.raises(lth_keras.InvariantError, match="at an epoch's end \\(round 1\\)"):
+                ticket.on_epoch_end(epoch, {"loss": 1.0})
+        else:
+            ticket.on_epoch_end(epoch, {"loss": 1.0})
+    with pytest.raises(ValueError, match="cannot also serve model"):
+        ticket.set_model(other)
+    assert ticket.model is model

@@ -30,7 +30,7 @@ from absl import app, flags, logging
 import lth_keras
 from benchmarks import timing
 from experiments import components
-from lth_keras import datasets, models
+from lth_keras.paper import datasets, models
 
 
 flags.DEFINE_list("models", ["lenet", "conv6"], "Suites of experiments/ (their paper settings are used).")

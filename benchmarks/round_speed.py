@@ -30,7 +30,8 @@ from absl import app, flags
 import lth_keras
 from benchmarks import timing
 from experiments import components
-from lth_keras import datasets, models
+from lth_keras import pipelines
+from lth_keras.paper import datasets, models
 
 keras = lth_keras.keras
 
@@ -90,8 +91,8 @@ def lottery_round(config, splits, steps, evaluate: bool, check_invariants: bool 
     )
     validation = test = None
     if evaluate:
-        validation = datasets.make_pipeline(*splits.validation, 1000, training=False)
-        test = datasets.make_pipeline(*splits.test, 1000, training=False)
+        validation = pipelines.make_pipeline(*splits.validation, 1000, training=False)
+        test = pipelines.make_pipeline(*splits.test, 1000, training=False)
         callback.test_data = test
     stream = components.training_batches(config, splits, model)
     fit = dict(steps_per_epoch=config.eval_every, validation_data=validation)

@@ -19,12 +19,13 @@ from tensorflow_model_optimization.python.core.sparsity.keras import prune
 
 import lth_keras
 from benchmarks import timing
-from lth_keras import datasets, models
+from lth_keras import pipelines
+from lth_keras.paper import models
 from lth_keras.wrapping import enable_training
 
 keras = lth_keras.keras
 
-flags.DEFINE_list("models", ["lenet", "conv6"], "Models from lth_keras.models.MODELS.")
+flags.DEFINE_list("models", ["lenet", "conv6"], "Models from lth_keras.paper.models.MODELS.")
 flags.DEFINE_integer("steps", 200, "Timed training steps per measurement (conv6: a tenth).")
 flags.DEFINE_integer("repeats", 7, "Measurements per variant.")
 flags.DEFINE_integer("batch_size", 60, "Batch size (the paper's for LeNet and Conv nets).")
@@ -88,7 +89,7 @@ def measure(name: str, settings: dict, steps: int, repeats: int, batch_size: int
     rng = np.random.default_rng(0)
     x = rng.random((batch_size * 10,) + shape, dtype=np.float32)
     y = rng.integers(0, 10, size=len(x))
-    data = datasets.make_pipeline(x, y, batch_size, training=True).cache().repeat()
+    data = pipelines.make_pipeline(x, y, batch_size, training=True).cache().repeat()
     if settings.get("fused"):
         data = data.batch(settings["steps_per_execution"], drop_remainder=True).take(10).cache().repeat()
     steppers = {}

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 import lth_keras
 from experiments import config as config_lib
-from lth_keras import datasets, fused_steps, models
+from lth_keras import fused_steps, pipelines
+from lth_keras.paper import datasets, models
 
 keras = lth_keras.keras
 
@@ -179,7 +180,7 @@ def compile_model(model, config):
 
 def training_batches(config, splits, model, start_step: int = 0) -> tf.data.Dataset:
     """The run's training stream from `start_step`, in blocks of steps if `model` is fused."""
-    return datasets.training_stream(
+    return pipelines.training_stream(
         *splits.train,
         config.batch_size,
         seed=config.seed,

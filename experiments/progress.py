@@ -21,7 +21,8 @@ import tensorflow as tf
 
 import lth_keras
 from experiments import layout
-from lth_keras import report, storage
+from lth_keras import storage
+from lth_keras.paper import report
 
 START_ANEW = "re-run with --overwrite to start anew"
 

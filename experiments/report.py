@@ -19,7 +19,8 @@ from typing import Dict, List
 from absl import app, flags
 
 from experiments import layout, progress
-from lth_keras import report, storage
+from lth_keras import storage
+from lth_keras.paper import report
 
 flags.DEFINE_string("out", None, "Where report.csv and the plots go (default: the first directory given).")
 FLAGS = flags.FLAGS

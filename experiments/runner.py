@@ -27,7 +27,8 @@ from absl import app, flags, logging
 import lth_keras
 from experiments import components, layout, lock, progress
 from experiments import config as config_lib
-from lth_keras import datasets, models, storage
+from lth_keras import pipelines, storage
+from lth_keras.paper import datasets, models, report
 
 keras = lth_keras.keras
 resolve = components.resolve
@@ -61,8 +62,8 @@ def _train(config, splits, model, callback, rounds, point, theta_dir=None):
         print(f"resuming {point['round_dir']} at {progress.describe(point['state'])}")
     callback.set_initial_epoch(initial_epoch)
     train = components.training_batches(config, splits, model, start_step=initial_epoch * config.eval_every)
-    validation = datasets.make_pipeline(*splits.validation, 1000, training=False)
-    callback.test_data = datasets.make_pipeline(*splits.test, 1000, training=False)
+    validation = pipelines.make_pipeline(*splits.validation, 1000, training=False)
+    callback.test_data = pipelines.make_pipeline(*splits.test, 1000, training=False)
     model.fit(
         train,
         steps_per_epoch=config.eval_every,
@@ -241,7 +242,7 @@ def _run_replicates(config, splits, strategy, experiment: str, chief: bool) -> D
             results[replicate] = run_control(config, splits, strategy, dirs, ticket_dir, seed)
         branch = layout.branch_name(config.control)
         print(f"{layout.experiment_name(config)} {branch} replicate {replicate}:")
-        print(lth_keras.format_rounds_table(results[replicate], accuracy_key="test_accuracy"))
+        print(report.format_rounds_table(results[replicate], accuracy_key="test_accuracy"))
     return results
 
 

@@ -1,5 +1,8 @@
 """lth_keras: the Lottery Ticket Hypothesis as a Keras callback on tfmot's pruning wrappers.
 
+This package is the plugin core. The paper's kit (networks, offline datasets, the report
+and its plots) is `lth_keras.paper`, which the core never imports.
+
 Example:
   import lth_keras
   keras = lth_keras.keras
@@ -23,7 +26,6 @@ from lth_keras.model_state import (
     set_masks,
     take_snapshot,
 )
-from lth_keras.report import format_rounds_table
 from lth_keras.schedule import LotteryTicketSchedule
 from lth_keras.tickets import Ticket, apply_ticket, load_ticket, save_ticket
 from lth_keras.wrapping import custom_objects, load_model, prune_for_lottery, strip
@@ -40,7 +42,6 @@ __all__ = [
     "apply_ticket",
     "custom_objects",
     "format_round",
-    "format_rounds_table",
     "fuse_steps",
     "get_effective_weights",
     "get_masks",

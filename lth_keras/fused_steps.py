@@ -25,7 +25,7 @@ def fuse_steps(model):
     Call after `model.compile(..., steps_per_execution=n)` (with `jit_compile=True` the
     block is one XLA program); compiling again undoes it. `fit` must then be given a
     dataset whose elements stack n consecutive batches along a new first axis, e.g.
-    `dataset.batch(n, drop_remainder=True)` or `lth_keras.datasets.training_stream(...,
+    `dataset.batch(n, drop_remainder=True)` or `lth_keras.pipelines.training_stream(...,
     steps_per_element=n)`, and a `steps_per_epoch` that is a multiple of n. Works under
     the default strategy or any strategy with one replica; several replicas need Keras's
     own loop, which splits each batch between them.

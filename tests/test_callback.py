@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lth_keras
-from lth_keras import datasets
+from lth_keras import pipelines
 from lth_keras.model_state import masked_variables
 from tests.conftest import (
     StateProbe,
@@ -42,7 +42,7 @@ def _train(rounds=3, rate=0.2, compile_kwargs=None, callback_kwargs=None, optimi
     if fused:
         lth_keras.fuse_steps(model)
         blocks = compile_kwargs["steps_per_execution"]
-        stream = datasets.training_stream(x, y, 32, steps_per_element=blocks)
+        stream = pipelines.training_stream(x, y, 32, steps_per_element=blocks)
         model.fit(stream, steps_per_epoch=STEPS_PER_EPOCH, **fit)
     else:
         model.fit(x, y, batch_size=32, **fit)

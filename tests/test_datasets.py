@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from lth_keras import datasets
+from lth_keras import pipelines
+from lth_keras.paper import datasets
 
 
 def write_idx(path, array):
@@ -213,7 +214,7 @@ def _images(n=16, size=8):
 
 def test_evaluation_pipeline_keeps_order_and_the_short_last_batch():
     x, y = _images(10)
-    batches = _batches(datasets.make_pipeline(x, y, batch_size=4, training=False))
+    batches = _batches(pipelines.make_pipeline(x, y, batch_size=4, training=False))
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
@@ -221,16 +222,16 @@ def test_evaluation_pipeline_keeps_order_and_the_short_last_batch():
 
 def test_training_pipeline_shuffles_deterministically_and_drops_the_remainder():
     x, y = _images(30)
-    pipeline = datasets.make_pipeline(x, y, batch_size=4, training=True, seed=7)
+    pipeline = pipelines.make_pipeline(x, y, batch_size=4, training=True, seed=7)
     epoch_1, epoch_2 = _batches(pipeline), _batches(pipeline)
     assert [len(b[1]) for b in epoch_1] == [4] * 7
     order_1 = np.concatenate([b[1] for b in epoch_1])
     assert len(set(order_1)) == 28 and not np.array_equal(order_1, np.arange(28))
     np.testing.assert_array_equal(np.concatenate([b[0] for b in epoch_1]), x[order_1])  # pairs kept
     assert not np.array_equal(order_1, np.concatenate([b[1] for b in epoch_2]))  # reshuffled
-    same = _batches(datasets.make_pipeline(x, y, batch_size=4, training=True, seed=7))
+    same = _batches(pipelines.make_pipeline(x, y, batch_size=4, training=True, seed=7))
     np.testing.assert_array_equal(order_1, np.concatenate([b[1] for b in same]))
-    other = _batches(datasets.make_pipeline(x, y, batch_size=4, training=True, seed=8))
+    other = _batches(pipelines.make_pipeline(x, y, batch_size=4, training=True, seed=8))
     assert not np.array_equal(order_1, np.concatenate([b[1] for b in other]))
 
 
@@ -247,7 +248,7 @@ def _crops_and_flips(image, pad=4):
 
 def test_augmentation_crops_and_flips_each_image_and_keeps_shapes():
     x, y = _images(16)
-    pipeline = datasets.make_pipeline(x, y, batch_size=4, training=True, seed=3, augment=True)
+    pipeline = pipelines.make_pipeline(x, y, batch_size=4, training=True, seed=3, augment=True)
     epoch_1, epoch_2 = _batches(pipeline), _batches(pipeline)
     changed = 0
     for images, labels in epoch_1:
@@ -258,7 +259,7 @@ def test_augmentation_crops_and_flips_each_image_and_keeps_shapes():
     assert changed >= 8  # 1 in 162 images is left as it was
     by_label = lambda epoch: {int(l): i for b in epoch for i, l in zip(*b)}  # noqa: E731
     assert any(not np.array_equal(by_label(epoch_1)[k], by_label(epoch_2)[k]) for k in range(16))
-    same = datasets.make_pipeline(x, y, batch_size=4, training=True, seed=3, augment=True)
+    same = pipelines.make_pipeline(x, y, batch_size=4, training=True, seed=3, augment=True)
     for (a, la), (b, lb) in zip(epoch_1, _batches(same)):
         np.testing.assert_array_equal(la, lb)
         np.testing.assert_array_equal(a, b)
@@ -268,22 +269,22 @@ def test_augmentation_crops_and_flips_each_image_and_keeps_shapes():
 def test_bad_batch_size_is_named(batch_size):
     x, y = _images(8)
     with pytest.raises(ValueError, match="batch_size"):
-        datasets.make_pipeline(x, y, batch_size=batch_size, training=True)
+        pipelines.make_pipeline(x, y, batch_size=batch_size, training=True)
 
 
 def test_pipeline_rejects_bad_data():
     x, y = _images(8)
     with pytest.raises(ValueError, match="8 inputs, 7 labels"):
-        datasets.make_pipeline(x, y[:7], batch_size=2, training=False)
+        pipelines.make_pipeline(x, y[:7], batch_size=2, training=False)
     with pytest.raises(ValueError, match="empty"):
-        datasets.make_pipeline(x[:0], y[:0], batch_size=2, training=False)
+        pipelines.make_pipeline(x[:0], y[:0], batch_size=2, training=False)
     with pytest.raises(ValueError, match="batch_size=9"):
-        datasets.make_pipeline(x, y, batch_size=9, training=True)
-    assert len(_batches(datasets.make_pipeline(x, y, batch_size=9, training=False))) == 1
+        pipelines.make_pipeline(x, y, batch_size=9, training=True)
+    assert len(_batches(pipelines.make_pipeline(x, y, batch_size=9, training=False))) == 1
     with pytest.raises(ValueError, match="augment"):
-        datasets.make_pipeline(x.reshape(8, -1), y, batch_size=2, training=True, augment=True)
+        pipelines.make_pipeline(x.reshape(8, -1), y, batch_size=2, training=True, augment=True)
     with pytest.raises(ValueError, match="augment"):
-        datasets.make_pipeline(x, y, batch_size=2, training=False, augment=True)
+        pipelines.make_pipeline(x, y, batch_size=2, training=False, augment=True)
 
 
 def _first_batches(stream, count):
@@ -295,10 +296,10 @@ def test_training_stream_resumes_at_any_step_with_the_same_batches(augment):
     rng = np.random.default_rng(0)
     x = rng.random((50, 6, 6, 1)).astype(np.float32)
     y = np.arange(50)
-    full = _first_batches(datasets.training_stream(x, y, 8, seed=3, augment=augment), 20)  # 6 per epoch
+    full = _first_batches(pipelines.training_stream(x, y, 8, seed=3, augment=augment), 20)  # 6 per epoch
     for start in (0, 5, 6, 13):
         resumed = _first_batches(
-            datasets.training_stream(x, y, 8, seed=3, augment=augment, start_step=start), 4
+            pipelines.training_stream(x, y, 8, seed=3, augment=augment, start_step=start), 4
         )
         for (xa, ya), (xb, yb) in zip(full[start : start + 4], resumed):
             np.testing.assert_array_equal(xa, xb)
@@ -306,7 +307,7 @@ def test_training_stream_resumes_at_any_step_with_the_same_batches(augment):
     epochs = [np.sort(np.concatenate([b[1] for b in full[e * 6 : (e + 1) * 6]])) for e in range(3)]
     assert all(len(np.unique(labels)) == 48 for labels in epochs)  # no repeats within an epoch
     assert not np.array_equal(full[0][1], full[6][1])  # a new order each epoch
-    other = _first_batches(datasets.training_stream(x, y, 8, seed=4), 1)
+    other = _first_batches(pipelines.training_stream(x, y, 8, seed=4), 1)
     assert not np.array_equal(other[0][1], full[0][1])
 
 
@@ -316,9 +317,9 @@ def test_training_stream_stacks_the_same_batches_when_asked_for_several_per_elem
     rng = np.random.default_rng(1)
     x = rng.random((50, 6, 6, 1)).astype(np.float32)
     y = np.arange(50)
-    single = _first_batches(datasets.training_stream(x, y, 8, seed=3, augment=augment, start_step=start), 12)
+    single = _first_batches(pipelines.training_stream(x, y, 8, seed=3, augment=augment, start_step=start), 12)
     stacked = _first_batches(
-        datasets.training_stream(x, y, 8, seed=3, augment=augment, start_step=start, steps_per_element=4), 3
+        pipelines.training_stream(x, y, 8, seed=3, augment=augment, start_step=start, steps_per_element=4), 3
     )
     for index, (xs, ys) in enumerate(stacked):  # across epoch ends (6 batches per epoch)
         assert xs.shape == (4, 8, 6, 6, 1) and ys.shape == (4, 8)
@@ -329,21 +330,21 @@ def test_training_stream_stacks_the_same_batches_when_asked_for_several_per_elem
 
 def test_training_stream_refuses_a_bad_start_step():
     with pytest.raises(ValueError, match="start_step"):
-        datasets.training_stream(np.zeros((10, 2)), np.zeros(10), 2, start_step=-1)
+        pipelines.training_stream(np.zeros((10, 2)), np.zeros(10), 2, start_step=-1)
     with pytest.raises(ValueError, match="steps_per_element"):
-        datasets.training_stream(np.zeros((10, 2)), np.zeros(10), 2, steps_per_element=0)
+        pipelines.training_stream(np.zeros((10, 2)), np.zeros(10), 2, steps_per_element=0)
     with pytest.raises(TypeError, match="steps_per_element"):
-        datasets.training_stream(np.zeros((10, 2)), np.zeros(10), 2, steps_per_element=2.0)
+        pipelines.training_stream(np.zeros((10, 2)), np.zeros(10), 2, steps_per_element=2.0)
 
 
 def test_pipelines_run_without_the_autotuner_thread():
     # Deleting an iterator waited on that thread: about a third of `fit` calls ended 0.5 s late.
     x, y = np.zeros((8, 4, 4, 1), np.float32), np.zeros(8)
-    pipelines = [
-        datasets.make_pipeline(x, y, 2, training=True, augment=True),
-        datasets.make_pipeline(x, y, 2, training=False),
-        datasets.training_stream(x, y, 2),
-        datasets.training_stream(x, y, 2, augment=True, steps_per_element=2),
-        datasets.training_stream(x, y, 2, steps_per_element=2),
+    made = [
+        pipelines.make_pipeline(x, y, 2, training=True, augment=True),
+        pipelines.make_pipeline(x, y, 2, training=False),
+        pipelines.training_stream(x, y, 2),
+        pipelines.training_stream(x, y, 2, augment=True, steps_per_element=2),
+        pipelines.training_stream(x, y, 2, steps_per_element=2),
     ]
-    assert [pipeline.options().autotune.enabled for pipeline in pipelines] == [False] * 5
+    assert [pipeline.options().autotune.enabled for pipeline in made] == [False] * 5

@@ -11,7 +11,7 @@ import tensorflow as tf
 import lth_keras
 from experiments import layout, progress
 from experiments import report as report_cli
-from lth_keras import report
+from lth_keras.paper import report
 from tests.conftest import compile_model, dense_data, dense_model
 from tests.helpers.cli import run_experiment
 from tests.test_resume import FLAGS, _experiment

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import lth_keras
-from lth_keras import datasets
+from lth_keras import pipelines
 from tests.conftest import compile_model, conv_model, dense_data, dense_model
 
 keras = lth_keras.keras
@@ -30,7 +30,7 @@ def _trained(fused: bool, jit_compile: bool, epochs: int = 2):
     if fused:
         lth_keras.fuse_steps(model)
     x, y = dense_data()
-    stream = datasets.training_stream(x, y, 32, seed=5, steps_per_element=BLOCK if fused else 1)
+    stream = pipelines.training_stream(x, y, 32, seed=5, steps_per_element=BLOCK if fused else 1)
     counter = CallCounter()
     history = model.fit(
         stream, steps_per_epoch=STEPS_PER_EPOCH, epochs=epochs, callbacks=[counter], verbose=0
@@ -64,7 +64,7 @@ def test_lottery_rounds_under_fused_steps_trace_once():
     lth_keras.fuse_steps(compile_model(model, jit_compile=True, steps_per_execution=BLOCK))
     ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, rewind_step=BLOCK, verbose=0)
     x, y = dense_data()
-    stream = datasets.training_stream(x, y, 32, steps_per_element=BLOCK)
+    stream = pipelines.training_stream(x, y, 32, steps_per_element=BLOCK)
     model.fit(stream, steps_per_epoch=STEPS_PER_EPOCH, epochs=3, callbacks=[ticket], verbose=0)
     assert [r["round"] for r in ticket.rounds] == [0, 1, 2]
     assert model.train_function.experimental_get_tracing_count() == 1  # no retracing after a rewind
@@ -97,11 +97,11 @@ def test_an_uncompiled_or_keras3_model_is_refused():
 def test_data_that_is_not_in_blocks_of_steps_per_execution_is_refused_naming_the_sizes():
     model = lth_keras.fuse_steps(compile_model(dense_model(), steps_per_execution=BLOCK))
     x, y = dense_data()
-    single = datasets.training_stream(x, y, 32)
+    single = pipelines.training_stream(x, y, 32)
     with pytest.raises(ValueError, match=r"steps_per_execution=4 batches .* first axes are \[32\]"):
         model.fit(single, steps_per_epoch=STEPS_PER_EPOCH, epochs=1, verbose=0)
     # An epoch that is not a whole number of blocks: Keras would shorten the last call.
-    blocks = datasets.training_stream(x, y, 32, steps_per_element=BLOCK)
+    blocks = pipelines.training_stream(x, y, 32, steps_per_element=BLOCK)
     with pytest.raises(
         ValueError,
         match="steps_per_epoch must be a multiple of steps_per_execution=4; Keras asked for a call of 2",

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import lth_keras
 from experiments import config as config_lib
 from experiments import lenet, runner
-from lth_keras import datasets
+from lth_keras import pipelines
 from lth_keras.masks import count_to_prune, magnitude_prune
 from lth_keras.model_state import loss_scale_variables, masked_variables
 from lth_keras.wrapping import lottery_rates
@@ -372,14 +372,14 @@ def test_pipelines_of_any_size_give_every_batch_or_refuse_naming_the_batch_size(
     x, y = np.zeros((n, 3), np.float32), np.arange(n)
     if training and batch_size > n:
         with pytest.raises(ValueError, match=f"batch_size={batch_size}"):
-            datasets.make_pipeline(x, y, batch_size, training=training)
+            pipelines.make_pipeline(x, y, batch_size, training=training)
         return
-    batches = list(datasets.make_pipeline(x, y, batch_size, training=training))
+    batches = list(pipelines.make_pipeline(x, y, batch_size, training=training))
     assert len(batches) == (n // batch_size if training else math.ceil(n / batch_size))
 
 
 @pytest.mark.parametrize(
-    "make", [datasets.make_pipeline, datasets.training_stream], ids=["pipeline", "stream"]
+    "make", [pipelines.make_pipeline, pipelines.training_stream], ids=["pipeline", "stream"]
 )
 @pytest.mark.parametrize(
     "kwargs,error,match",
@@ -394,7 +394,7 @@ def test_pipelines_of_any_size_give_every_batch_or_refuse_naming_the_batch_size(
 )
 def test_pipeline_arguments_are_checked_naming_them(make, kwargs, error, match):
     arguments = {"x": np.zeros((8, 4, 4, 1), np.float32), "y": np.zeros(8), "batch_size": 2, **kwargs}
-    if make is datasets.make_pipeline:
+    if make is pipelines.make_pipeline:
         arguments["training"] = True
     with pytest.raises(error, match=match):
         make(**arguments)
@@ -402,7 +402,7 @@ def test_pipeline_arguments_are_checked_naming_them(make, kwargs, error, match):
 
 def test_make_pipeline_refuses_a_training_flag_that_is_not_a_bool():
     with pytest.raises(TypeError, match="`training` must be True or False, got 'yes'"):
-        datasets.make_pipeline(np.zeros((4, 2)), np.zeros(4), 2, training="yes")
+        pipelines.make_pipeline(np.zeros((4, 2)), np.zeros(4), 2, training="yes")
 
 
 # --- experiments/config.py validate -----------------------------------------------------------

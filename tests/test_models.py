@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lth_keras
-from lth_keras import models
+from lth_keras.paper import models
 
 keras = lth_keras.keras
 

@@ -9,7 +9,7 @@ import pytest
 from experiments import report as report_cli
 from experiments import runner
 from experiments.lenet import DEFAULTS as LENET
-from lth_keras import report
+from lth_keras.paper import report
 
 
 def _record(round_index, remaining, early_acc, final_acc, step):

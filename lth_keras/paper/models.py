@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from lth_keras._keras import keras
-from lth_keras.wrapping import PruneLowMagnitude, flat_layers
+from lth_keras.wrapping import flat_layers, unwrapped
 
 CIFAR_SHAPE = (32, 32, 3)
 
@@ -267,9 +267,7 @@ def prunable_weight_count(model) -> int:
     Biases and batch-norm parameters are not counted; pruning wrappers are looked through.
     """
     total = 0
-    for layer in flat_layers(model):
-        if isinstance(layer, PruneLowMagnitude):
-            layer = layer.layer
+    for layer in map(unwrapped, flat_layers(model)):
         if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
             total += int(np.prod(layer.kernel.shape))
     return total

@@ -14,11 +14,13 @@ from typing import Optional, Tuple
 
 from absl import flags
 
+from lth_keras.schedule import SCOPES
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-CONTROLS = ("none", "reinit", "random_prune")
 OPTIMIZERS = ("adam", "sgd")
-SCOPES = ("layerwise", "global")
-MAX_SEED = 2**32 - 1  # NumPy's global seed (keras.utils.set_random_seed) is 32-bit
+# The scripts seed NumPy's global generator (keras.utils.set_random_seed), which is 32-bit;
+# the library itself takes seeds up to 2**63 - 1.
+MAX_SEED = 2**32 - 1
 
 
 def _field(default, help_text):
@@ -39,7 +41,7 @@ class ExperimentConfig:
     scope: str = _field("layerwise", "layerwise, or global: one threshold across layers of a rate.")
     one_shot: bool = _field(False, "Prune once, straight to the rates, instead of iteratively.")
     rewind_step: int = _field(0, "0 rewinds to θ₀; k rewinds to the weights after k iterations.")
-    control: str = _field("none", "none (find the ticket), reinit or random_prune (from saved masks).")
+    control: str = _field("none", "The branch to run; the runner lists them (experiments/branches.py).")
     iterations: int = _field(50000, "Training iterations per round.")
     batch_size: int = _field(60, "Global batch size.")
     optimizer: str = _field("adam", "adam or sgd (momentum 0.9).")
@@ -157,7 +159,6 @@ def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
             _check(0.0 <= value < 1.0, name, value, "must be in [0, 1)")
     _check(config.prune_iters >= 0, "prune_iters", config.prune_iters, "must be >= 0")
     _check(config.scope in SCOPES, "scope", config.scope, f"must be one of {list(SCOPES)}")
-    _check(config.control in CONTROLS, "control", config.control, f"must be one of {list(CONTROLS)}")
     _check(
         config.optimizer in OPTIMIZERS, "optimizer", config.optimizer, f"must be one of {list(OPTIMIZERS)}"
     )
@@ -219,12 +220,6 @@ def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
     )
     _check(bool(config.output_dir), "output_dir", config.output_dir, "must name a directory")
     _check(all(d > 0 for d in config.lr_drops), "lr_drops", config.lr_drops, "must be positive iterations")
-    _check(
-        not (config.one_shot and config.control != "none"),
-        "one_shot",
-        config.one_shot,
-        "controls retrain the saved masks; run them without --one_shot",
-    )
 
 
 def _define(name, default, kind, help_text, flag_values):
@@ -242,14 +237,19 @@ def _define(name, default, kind, help_text, flag_values):
         raise TypeError(f"no flag type for config field {name}: {kind}")
 
 
-def flags_from_config(defaults: ExperimentConfig, flag_values=flags.FLAGS) -> None:
-    """Defines one absl flag per config field, defaulting to `defaults`."""
+def flags_from_config(defaults: ExperimentConfig, flag_values=flags.FLAGS, help_texts=None) -> None:
+    """Defines one absl flag per config field, defaulting to `defaults`.
+
+    `help_texts` (field name -> text) replaces a field's help, for flags whose choices
+    another module registers (--control: the branches).
+    """
     hints = typing.get_type_hints(ExperimentConfig)
     for field in dataclasses.fields(ExperimentConfig):
         kind = hints[field.name]
         if typing.get_origin(kind) is typing.Union:  # Optional[X]
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        _define(field.name, getattr(defaults, field.name), kind, field.metadata["help"], flag_values)
+        help_text = (help_texts or {}).get(field.name, field.metadata["help"])
+        _define(field.name, getattr(defaults, field.name), kind, help_text, flag_values)
 
 
 def config_from_flags(flag_values=flags.FLAGS) -> ExperimentConfig:

@@ -11,7 +11,7 @@
         round_<n>/diverged.json             where training diverged (the round never finished)
     <output_dir>/report.csv, accuracy.png, early_stop.png   written by experiments.report
 
-<branch> is `ticket` for the pruning run, or the control's name. <hash> is
+<branch> is a branch's name: `ticket` for the pruning run, or a control's (experiments/branches.py). <hash> is
 `config.config_hash`: the settings that differ from the defaults.
 """
 
@@ -42,17 +42,14 @@ def config_file(experiment: str) -> str:
     return os.path.join(experiment, CONFIG_FILE)
 
 
-def branch_name(control: str) -> str:
-    return "ticket" if control == "none" else control
+def branch_dir(experiment: str, branch: str) -> str:
+    """The directory of the branch named `branch` (experiments/branches.py names them)."""
+    return os.path.join(experiment, branch)
 
 
-def branch_dir(experiment: str, control: str) -> str:
-    return os.path.join(experiment, branch_name(control))
-
-
-def lock_file(experiment: str, control: str) -> str:
+def lock_file(experiment: str, branch: str) -> str:
     """The lock a run holds on its branch while it writes there."""
-    return branch_dir(experiment, control) + LOCK_SUFFIX
+    return branch_dir(experiment, branch) + LOCK_SUFFIX
 
 
 def lock_files(experiment: str):
@@ -60,8 +57,8 @@ def lock_files(experiment: str):
     return sorted(glob.glob(os.path.join(experiment, "*" + LOCK_SUFFIX)))
 
 
-def run_dir(experiment: str, control: str, replicate: int) -> str:
-    return os.path.join(branch_dir(experiment, control), f"replicate_{replicate}")
+def run_dir(experiment: str, branch: str, replicate: int) -> str:
+    return os.path.join(branch_dir(experiment, branch), f"replicate_{replicate}")
 
 
 def round_dir(run: str, round_index: int) -> str:

@@ -60,7 +60,7 @@ class Interrupted(Exception):
 
 
 class StopRequest:
-    """Set by a signal handler; RoundLogger checkpoints and stops at the next epoch end."""
+    """Set by a signal handler; RoundLogger checkpoints and stops at the next interval's end."""
 
     def __init__(self):
         self.signal_number: Optional[int] = None
@@ -163,7 +163,10 @@ def check_fits(snapshot, fresh, path: str) -> None:
 
 
 def restore(model, callback, point, theta_dir: Optional[str] = None) -> int:
-    """Puts a run back where `point` left it; returns the Keras epoch to continue from.
+    """Puts a run back where `point` left it; returns the validation intervals it had done.
+
+    (A run's Keras epoch is one validation interval; the state file keeps the count under
+    its old key "epoch", so runs stored before the rename still resume.)
 
     A ticket passes the directory of the θ₀ and θ_k it saved (`theta_dir`); a control,
     which never rewinds, keeps the freshly built model's weights as θ₀.
@@ -188,22 +191,25 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
     def __init__(
         self,
         run_dir: str,
-        checkpoint_every_epochs: int,
-        round_offset: int = 0,
+        checkpoint_every_intervals: int,
+        branch_name: str,
+        line_style: str,
         is_ticket: bool = True,
         **kwargs,
     ):
         """`is_ticket`: save θ₀/θ_k and keep each finished round's checkpoint until the next
-        round is done (the next round prunes from it); a control round needs neither."""
+        round is done (the next round prunes from it); a control round needs neither.
+        `branch_name` and `line_style` label and draw the run in TensorBoard's plots."""
         super().__init__(**kwargs)
         self.run_dir = run_dir
-        self.checkpoint_every_epochs = checkpoint_every_epochs
+        self.checkpoint_every_intervals = checkpoint_every_intervals
         self.is_ticket = is_ticket
+        self.branch_name, self.line_style = branch_name, line_style
         self.writer = tf.summary.create_file_writer(layout.tensorboard_dir(run_dir))
-        self._epochs_done = 0
+        self._intervals_done = 0  # validation intervals, one Keras epoch each
 
-    def set_initial_epoch(self, epoch: int) -> None:
-        self._epochs_done = epoch
+    def set_intervals_done(self, count: int) -> None:
+        self._intervals_done = count
 
     # Files are written after the callback's own work, so they describe a consistent state.
     def on_train_begin(self, logs=None):
@@ -215,13 +221,13 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
                 storage.save_json(path, record)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._epochs_done = epoch + 1
+        self._intervals_done = epoch + 1
         rounds_before = len(self.rounds)
         super().on_epoch_end(epoch, logs)
         if self.diverged:
             return  # no checkpoint of NaN weights: a retry starts from the last good one
         self._save_theta()
-        due = self._epochs_done % self.checkpoint_every_epochs == 0 or STOP.requested
+        due = self._intervals_done % self.checkpoint_every_intervals == 0 or STOP.requested
         if len(self.rounds) == rounds_before and due:  # a finished round has just checkpointed
             if self._check_divergence(logs or {}, weights=True):
                 return  # the loss was finite, the weights are not: never checkpoint them
@@ -253,10 +259,10 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         directory = layout.checkpoint_dir(round_directory)
         checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
         manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
-        state = {"epoch": self._epochs_done, "callback": self.state_dict()}
-        storage.save_json(layout.state_file(directory, self._epochs_done), state)
+        state = {"epoch": self._intervals_done, "callback": self.state_dict()}
+        storage.save_json(layout.state_file(directory, self._intervals_done), state)
         try:
-            manager.save(checkpoint_number=self._epochs_done)
+            manager.save(checkpoint_number=self._intervals_done)
         except tf.errors.OpError as e:
             if os.strerror(errno.ENOSPC) in str(e):
                 raise storage.DiskFullError(directory) from e
@@ -280,7 +286,8 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
                 tf.summary.scalar(tag, value, step=record["round"])
             rows = report.aggregate([self.rounds])
             for metric in ("accuracy", "early_stop_step"):
-                png = report.figure_png(report.plot({"this run": {"ticket": rows}}, metric))
+                styles = {self.branch_name: self.line_style}
+                png = report.figure_png(report.plot({"this run": {self.branch_name: rows}}, metric, styles))
                 tf.summary.image(f"plot/{metric}", tf.image.decode_png(png)[None], step=record["round"])
         self.writer.flush()
 
@@ -288,4 +295,4 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
 def describe(state: Dict[str, Any]) -> str:
     """Where a checkpoint stands, for the resume message."""
     callback = state["callback"]
-    return json.dumps({"round": callback["round"], "epochs_done": state["epoch"]})
+    return json.dumps({"round": callback["round"], "intervals_done": state["epoch"]})

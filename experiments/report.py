@@ -18,6 +18,7 @@ from typing import Dict, List
 
 from absl import app, flags
 
+from experiments import branches as branches_lib
 from experiments import layout, progress
 from lth_keras import storage
 from lth_keras.paper import report
@@ -66,7 +67,9 @@ def build_report(directories: List[str], out: str) -> str:
         raise ValueError(f"no finished rounds found under {', '.join(directories)}")
     sections, rows = [], []
     for name, branches in experiments.items():
-        lines = [report.markdown_table(branches), report.verdict(name, branches)] + notes[name]
+        styles = branches_lib.line_styles()
+        verdict = report.verdict(name, branches, branches_lib.TICKET.name, branches_lib.REINIT.name)
+        lines = [report.markdown_table(branches, order=list(styles)), verdict] + notes[name]
         sections.append(f"## {name}\n\n" + "\n\n".join(lines) + "\n")
         rows.extend(report.csv_rows(name, branches))
     os.makedirs(out, exist_ok=True)
@@ -76,7 +79,8 @@ def build_report(directories: List[str], out: str) -> str:
     writer.writerows(rows)
     storage.save_bytes(os.path.join(out, layout.REPORT_CSV), text.getvalue().encode())
     for metric, filename in layout.PLOTS.items():
-        storage.save_bytes(os.path.join(out, filename), report.figure_png(report.plot(experiments, metric)))
+        figure = report.plot(experiments, metric, branches_lib.line_styles())
+        storage.save_bytes(os.path.join(out, filename), report.figure_png(figure))
     return "\n".join(sections)
 
 

@@ -19,15 +19,15 @@ import shutil
 import signal
 import sys
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import tensorflow as tf
 from absl import app, flags, logging
 
 import lth_keras
-from experiments import components, layout, lock, progress
+from experiments import branches, components, layout, lock, progress
 from experiments import config as config_lib
-from lth_keras import pipelines, storage
+from lth_keras import storage
 from lth_keras.paper import datasets, models, report
 
 keras = lth_keras.keras
@@ -42,118 +42,14 @@ def hparams_of(config) -> Dict[str, Any]:
     return result
 
 
-def _refuse_if_diverged(run: str) -> None:
-    """A run that diverged would diverge again: re-running it is refused, not retrained."""
-    where = progress.divergence(run)
-    if where is not None:
-        raise ValueError(progress.diverged_message(run, where))
-
-
-def _train(config, splits, model, callback, rounds, point, theta_dir=None):
-    """Fits `rounds` rounds with `callback`, first restoring checkpoint `point` if given.
-
-    `theta_dir` holds the θ₀/θ_k a resumed ticket rewinds to (None for a control).
-    Raises TrainingDiverged or Interrupted when training stopped early.
-    """
-    epochs_per_round = config.iterations // config.eval_every
-    initial_epoch = 0
-    if point is not None:
-        initial_epoch = progress.restore(model, callback, point, theta_dir)
-        print(f"resuming {point['round_dir']} at {progress.describe(point['state'])}")
-    callback.set_initial_epoch(initial_epoch)
-    train = components.training_batches(config, splits, model, start_step=initial_epoch * config.eval_every)
-    validation = pipelines.make_pipeline(*splits.validation, 1000, training=False)
-    callback.test_data = pipelines.make_pipeline(*splits.test, 1000, training=False)
-    model.fit(
-        train,
-        steps_per_epoch=config.eval_every,
-        initial_epoch=initial_epoch,
-        epochs=rounds * epochs_per_round,
-        validation_data=validation,
-        callbacks=[callback],
-        verbose=0,
-    )
-    if callback.diverged:
-        raise progress.TrainingDiverged(progress.diverged_message(callback.run_dir, callback.diverged))
-    if progress.STOP.requested:
-        raise progress.Interrupted(progress.STOP.signal_number)
-    return callback
-
-
-def run_ticket(config, splits, strategy, dirs, seed) -> List[dict]:
-    """Iterative (or one-shot) magnitude pruning: prune_iters + 1 rounds (2 when one-shot)."""
-    total = 2 if config.one_shot else config.prune_iters + 1
-    done = progress.finished_rounds(dirs["read"])
-    if len(done) >= total:
-        return done[:total]
-    _refuse_if_diverged(dirs["read"])
-    with strategy.scope():
-        model = components.build_model(config, splits, seed)
-        components.compile_model(model, config)
-    print(f"{config.model}: {lth_keras.get_masks(model).size:,} prunable weights")
-    callback = progress.RoundLogger(
-        dirs["write"],
-        checkpoint_every_epochs=config.checkpoint_every // config.eval_every,
-        epochs_per_round=config.iterations // config.eval_every,
-        rewind_step=config.rewind_step,
-        one_shot=config.one_shot,
-        keep_theta_0=False,  # saved to theta_0.npz before θ_k is captured
-        verbose=1,
-    )
-    _train(config, splits, model, callback, total, progress.resume_point(dirs["read"]), dirs["read"])
-    return progress.finished_rounds(dirs["write"])[:total]
-
-
-def run_control(config, splits, strategy, dirs, ticket_dir, seed) -> List[dict]:
-    """Retrains each of the ticket's saved masks under a control, one round per level."""
-    ticket_rounds = progress.finished_rounds(ticket_dir)
-    if not ticket_rounds:
-        raise FileNotFoundError(
-            f"--control={config.control} retrains the ticket's saved masks, but {ticket_dir} has no "
-            "finished round: run the same command with --control=none first"
-        )
-    theta_path = layout.theta_file(ticket_dir, "theta_0")
-    with progress.reading(theta_path, progress.START_ANEW):
-        theta_0 = lth_keras.WeightSnapshot.load(theta_path)
-    done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
-    _refuse_if_diverged(dirs["read"])
-    for record in ticket_rounds[: config.prune_iters + 1]:
-        index = record["round"]
-        if index in done:
-            continue
-        round_directory = layout.round_dir(ticket_dir, index)
-        control_seed = seed + 1 + index
-        with strategy.scope():
-            model = components.build_model(config, splits, seed)
-            with progress.reading(layout.masks_file(round_directory), progress.redo_from(round_directory)):
-                masks = lth_keras.Masks.load(round_directory)
-                lth_keras.set_masks(model, masks)
-            if config.control == "reinit":
-                lth_keras.reinit(model, seed=control_seed)
-            else:
-                with progress.reading(theta_path, progress.START_ANEW):
-                    lth_keras.random_prune(model, theta_0, seed=control_seed, masks=masks)
-            components.compile_model(model, config)
-        callback = progress.RoundLogger(
-            dirs["write"],
-            checkpoint_every_epochs=config.checkpoint_every // config.eval_every,
-            first_round=index,
-            is_ticket=False,
-            epochs_per_round=config.iterations // config.eval_every,
-            verbose=1,
-        )
-        _train(config, splits, model, callback, 1, progress.resume_point(dirs["read"], only_round=index))
-    return progress.finished_rounds(dirs["write"])[: config.prune_iters + 1]
-
-
-def _overwrite(config, experiment: str) -> None:
+def _overwrite(branch, experiment: str) -> None:
     """--overwrite: deletes the branch, or for the ticket the whole experiment but for the locks.
 
     Refuses while another branch of the experiment is being run (its lock is held).
     """
-    own_lock = layout.lock_file(experiment, config.control)
-    if config.control != "none":
-        targets = [layout.branch_dir(experiment, config.control)]
+    own_lock = layout.lock_file(experiment, branch.name)
+    if branch is not branches.TICKET:
+        targets = [layout.branch_dir(experiment, branch.name)]
     else:
         for path in layout.lock_files(experiment):
             owner = lock.live_owner(path) if path != own_lock else None
@@ -174,11 +70,11 @@ def _overwrite(config, experiment: str) -> None:
             os.remove(target)
 
 
-def prepare_experiment(config, experiment: str) -> None:
-    """Checks a stored experiment matches this command (or clears it with --overwrite)."""
+def prepare_experiment(config, branch, experiment: str) -> None:
+    """Checks a stored experiment matches this command (or clears `branch` with --overwrite)."""
     path = layout.config_file(experiment)
     if config.overwrite:
-        _overwrite(config, experiment)
+        _overwrite(branch, experiment)
     if os.path.exists(path):
         with progress.reading(path, progress.START_ANEW):
             stored = storage.load_json(path)
@@ -203,6 +99,8 @@ def prepare_experiment(config, experiment: str) -> None:
 def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str = "") -> Dict[str, Any]:
     """Runs (or resumes) every replicate of an experiment; returns {replicate: [round records]}."""
     config_lib.validate(config, models=models.MODELS, datasets=datasets.DATASETS + ("synthetic",))
+    branch = branches.selected(config.control)
+    branch.check(config)
     config = resolve(config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -213,14 +111,14 @@ def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str =
     experiment = layout.experiment_dir(config)
     chief = components.is_chief(strategy)
     # One process per branch; other workers of a cluster write elsewhere and take no lock.
-    with lock.RunLock(layout.lock_file(experiment, config.control)) if chief else contextlib.nullcontext():
+    with lock.RunLock(layout.lock_file(experiment, branch.name)) if chief else contextlib.nullcontext():
         if chief:
-            prepare_experiment(config, experiment)
-        return _run_replicates(config, splits, strategy, experiment, chief)
+            prepare_experiment(config, branch, experiment)
+        return _run_replicates(config, branch, splits, strategy, experiment, chief)
 
 
-def _run_replicates(config, splits, strategy, experiment: str, chief: bool) -> Dict[str, Any]:
-    """Every replicate of the branch `config.control` names; returns {replicate: [round records]}."""
+def _run_replicates(config, branch, splits, strategy, experiment: str, chief: bool) -> Dict[str, Any]:
+    """Every replicate of `branch`; returns {replicate: [round records]}."""
     # Other workers of a cluster train in lockstep, read the chief's files and write elsewhere.
     write_root = experiment if chief else tempfile.mkdtemp(prefix="lth_keras_worker_")
     results = {}
@@ -228,27 +126,22 @@ def _run_replicates(config, splits, strategy, experiment: str, chief: bool) -> D
         seed = config.seed + replicate
         keras.utils.set_random_seed(seed)
         dirs = {
-            "read": layout.run_dir(experiment, config.control, replicate),
-            "write": layout.run_dir(write_root, config.control, replicate),
+            "read": layout.run_dir(experiment, branch.name, replicate),
+            "write": layout.run_dir(write_root, branch.name, replicate),
         }
         with tf.summary.create_file_writer(layout.tensorboard_dir(dirs["write"])).as_default():
             from tensorboard.plugins.hparams import api as hparams_api
 
             hparams_api.hparams({**hparams_of(config), "replicate": replicate})
-        if config.control == "none":
-            results[replicate] = run_ticket(config, splits, strategy, dirs, seed)
-        else:
-            ticket_dir = layout.run_dir(experiment, "none", replicate)
-            results[replicate] = run_control(config, splits, strategy, dirs, ticket_dir, seed)
-        branch = layout.branch_name(config.control)
-        print(f"{layout.experiment_name(config)} {branch} replicate {replicate}:")
+        results[replicate] = branch.train(config, splits, strategy, dirs, experiment, replicate, seed)
+        print(f"{layout.experiment_name(config)} {branch.name} replicate {replicate}:")
         print(report.format_rounds_table(results[replicate], accuracy_key="test_accuracy"))
     return results
 
 
 def main(defaults: config_lib.ExperimentConfig) -> None:
     """Defines the flags with the suite's defaults, parses them and runs."""
-    config_lib.flags_from_config(defaults)
+    config_lib.flags_from_config(defaults, help_texts={"control": branches.flag_help()})
 
     def run(argv):
         if len(argv) > 1:

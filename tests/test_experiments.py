@@ -13,6 +13,7 @@ from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
 
 import lth_keras
+from experiments import branches
 from experiments import config as config_lib
 from experiments import components, layout, runner
 from tests.helpers.cli import run_experiment
@@ -129,6 +130,31 @@ def test_bad_flags_stop_before_training_naming_the_flag(overrides, flag, tmp_pat
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.parametrize("control", ["reinit", "random_prune"])
+def test_a_control_refuses_one_shot_before_writing_anything(control, tmp_path):
+    config = dataclasses.replace(
+        _suite("lenet"),
+        dataset="synthetic",
+        smoke=True,
+        output_dir=str(tmp_path),
+        control=control,
+        one_shot=True,
+    )
+    with pytest.raises(ValueError, match="^--one_shot=True: controls retrain"):
+        runner.train_and_evaluate(config)
+    assert not os.listdir(tmp_path)
+
+
+def test_every_branch_is_registered_once_with_what_the_runner_and_report_need():
+    names = [branch.name for branch in branches.BRANCHES.values()]
+    assert len(set(names)) == len(names) == len(branches.BRANCHES)
+    assert branches.BRANCHES["none"] is branches.TICKET
+    assert list(branches.line_styles()) == names
+    for control, branch in branches.BRANCHES.items():
+        assert branch.control == control and branch.description and branch.line_style
+        assert f"{control}: {branch.description}" in branches.flag_help()
+
+
 def _scalars(run_dir):
     """Tag -> [(step, value)] of the scalars; non-scalar tags (HParams, images) map to their steps."""
     values = {}
@@ -154,7 +180,7 @@ def test_every_suite_runs_with_smoke(suite, tmp_path):
         > rounds[2]["weights_remaining"]
     )
     experiment = layout.experiment_dir(runner.resolve(config))
-    run = layout.run_dir(experiment, "none", 0)
+    run = layout.run_dir(experiment, "ticket", 0)
     assert json.load(open(layout.config_file(experiment)))["model"] == suite
     for r in range(3):
         assert os.path.exists(os.path.join(layout.round_dir(run, r), "masks.npz"))
@@ -182,7 +208,7 @@ def test_controls_retrain_the_saved_masks_and_reruns_skip_finished_rounds(tmp_pa
         for r in rounds:  # the control trained exactly the ticket's mask of that round
             ticket_mask = lth_keras.Masks.load(
                 layout.round_dir(
-                    layout.run_dir(layout.experiment_dir(runner.resolve(base)), "none", 0), r["round"]
+                    layout.run_dir(layout.experiment_dir(runner.resolve(base)), "ticket", 0), r["round"]
                 )
             )
             control_mask = lth_keras.Masks.load(layout.round_dir(run, r["round"]))

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lth_keras
+from experiments import branches
 from experiments import config as config_lib
 from experiments import lenet, runner
 from lth_keras import pipelines
@@ -429,7 +430,6 @@ BAD_FLAGS = {
     "seed": st.one_of(st.integers(max_value=-1), st.integers(min_value=2**32)),
     "lr_drops": st.lists(st.integers(max_value=0), min_size=1, max_size=2).map(tuple),
     "scope": st.text(max_size=5).filter(lambda v: v not in config_lib.SCOPES),
-    "control": st.text(max_size=5).filter(lambda v: v not in config_lib.CONTROLS),
     "optimizer": st.text(max_size=5).filter(lambda v: v not in config_lib.OPTIMIZERS),
     "strategy": st.text(max_size=5).filter(lambda v: v not in config_lib.STRATEGIES),
     "output_dir": st.just(""),
@@ -445,6 +445,13 @@ def test_every_bad_flag_is_refused_naming_it(data, flag):
     config = dataclasses.replace(BASE, **{flag: value})
     with pytest.raises(ValueError, match=f"^--{flag}="):
         config_lib.validate(config)
+
+
+@settings(max_examples=30, deadline=None)
+@given(value=st.text(max_size=5).filter(lambda v: v not in branches.BRANCHES))
+def test_a_bad_control_is_refused_by_the_branch_registry_naming_it(value):
+    with pytest.raises(ValueError, match=f"^--control={re.escape(repr(value))}: must be one of"):
+        branches.selected(value)
 
 
 @FEW

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from experiments import branches
 from experiments import report as report_cli
 from experiments import runner
 from experiments.lenet import DEFAULTS as LENET
@@ -81,7 +82,7 @@ def test_plot_renders_a_png(metric):
         },
         "b": {"ticket": report.aggregate([_run([0.8, 0.81, 0.82, 0.7])])},
     }
-    figure = report.plot(experiments, metric)
+    figure = report.plot(experiments, metric, branches.line_styles())  # the registry's styles
     axes = figure.axes[0]
     assert axes.get_xscale() == "log"
     styles = {c.get_label(): c.lines[0].get_linestyle() for c in axes.containers}

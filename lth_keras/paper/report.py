@@ -10,7 +10,6 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-BRANCH_STYLES = {"ticket": "-", "reinit": "--", "random_prune": ":"}
 SINGLE_REPLICATE_TOLERANCE = 0.005  # 0.5 percentage points
 
 
@@ -81,13 +80,17 @@ def _headline(row) -> Optional[float]:
     return mean if mean is not None else row["final_accuracy"][0]
 
 
-def verdict(name: str, branches: Mapping[str, List[Dict[str, Any]]]) -> str:
+def verdict(
+    name: str, branches: Mapping[str, List[Dict[str, Any]]], ticket_branch="ticket", reinit_branch="reinit"
+) -> str:
     """One line: the sparsest round where the ticket matches the dense network, and the reinit gap.
 
     "Matches" means the ticket's test accuracy (at early stop) is at least the dense
     network's minus one std over replicates, or minus 0.5 pp with a single replicate.
+    `ticket_branch` and `reinit_branch` name the branches holding the ticket's rounds and
+    the random-reinitialisation control's.
     """
-    ticket = branches.get("ticket") or []
+    ticket = branches.get(ticket_branch) or []
     if not ticket or _headline(ticket[0]) is None:
         return f"{name}: no finished dense round with a test accuracy, no verdict"
     dense_mean = _headline(ticket[0])
@@ -100,7 +103,7 @@ def verdict(name: str, branches: Mapping[str, List[Dict[str, Any]]]) -> str:
         f"{100 * best['weights_remaining']:.1f}% of weights remaining "
         f"({100 * _headline(best):.2f}%, round {best['round']})"
     )
-    reinit = {row["round"]: row for row in branches.get("reinit") or []}
+    reinit = {row["round"]: row for row in branches.get(reinit_branch) or []}
     if best["round"] in reinit and _headline(reinit[best["round"]]) is not None:
         gap = 100 * (_headline(best) - _headline(reinit[best["round"]]))
         line += f"; random reinit there is {gap:.2f} pp below it"
@@ -114,9 +117,15 @@ def _cell(pair, scale=1.0, digits=2):
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
-def markdown_table(branches: Mapping[str, List[Dict[str, Any]]]) -> str:
-    """Rounds down, one column group per branch (ticket, controls): accuracies and early stop."""
-    names = [n for n in BRANCH_STYLES if n in branches] + [n for n in branches if n not in BRANCH_STYLES]
+def _ordered(branches: Iterable[str], order: Sequence[str]) -> List[str]:
+    """The branch names in `order` first, then the others as given."""
+    branches = list(branches)
+    return [n for n in order if n in branches] + [n for n in branches if n not in order]
+
+
+def markdown_table(branches: Mapping[str, List[Dict[str, Any]]], order: Sequence[str] = ()) -> str:
+    """Rounds down, one column group per branch (ticket, controls; those in `order` first)."""
+    names = _ordered(branches, order)
     header = ["round", "weights remaining"]
     for branch in names:
         header += [f"{branch} acc. @ early stop (%)", f"{branch} acc. @ end (%)", f"{branch} early-stop it."]
@@ -154,12 +163,18 @@ def csv_rows(experiment: str, branches: Mapping[str, List[Dict[str, Any]]]) -> L
     return rows
 
 
-def plot(experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]], metric: str):
+def plot(
+    experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]],
+    metric: str,
+    line_styles: Optional[Mapping[str, str]] = None,
+):
     """A matplotlib figure of `metric` ('accuracy' or 'early_stop_step') vs weights remaining.
 
-    Log x axis as in the paper; the ticket solid, the controls dashed or dotted; one
-    colour per experiment; error bars are one std over replicates.
+    Log x axis as in the paper; each branch drawn in its line style (`line_styles`: branch
+    name -> matplotlib style, drawn in that order; others dash-dotted); one colour per
+    experiment; error bars are one std over replicates.
     """
+    line_styles = line_styles or {}
     import matplotlib
     import matplotlib.ticker
 
@@ -170,9 +185,7 @@ def plot(experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]], metric: 
     colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
     levels = set()
     for index, (name, branches) in enumerate(experiments.items()):
-        for branch in sorted(
-            branches, key=lambda b: list(BRANCH_STYLES).index(b) if b in BRANCH_STYLES else 99
-        ):
+        for branch in _ordered(branches, list(line_styles)):
             rows = branches[branch]
             if metric == "accuracy":
                 points = [(r["weights_remaining"], _headline(r), r["early_stop_accuracy"][1]) for r in rows]
@@ -188,7 +201,7 @@ def plot(experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]], metric: 
                 100 * x,
                 y,
                 yerr=err,
-                linestyle=BRANCH_STYLES.get(branch, "-."),
+                linestyle=line_styles.get(branch, "-."),
                 marker="o",
                 markersize=3,
                 color=colours[index % len(colours)],

@@ -1,0 +1,231 @@
+"""The branches of an experiment, registered in one place: the ticket and its controls.
+
+A branch is what `--control` selects: how its rounds are trained and where they go
+(`<experiment>/<branch name>/`), what it is, and how the report draws it. The runner,
+the report and the layout know no branch by name; a new study registers a `Branch` here.
+
+    ticket          --control=none: iterative (or one-shot) magnitude pruning, rewinding
+    reinit          --control=reinit: each of the ticket's masks, weights drawn afresh
+    random_prune    --control=random_prune: a random mask of each round's per-layer counts, θ₀
+"""
+
+import dataclasses
+from typing import Callable, Dict, List
+
+import lth_keras
+from experiments import components, layout, progress
+from lth_keras import pipelines
+
+
+@dataclasses.dataclass(frozen=True)
+class Branch:
+    """One branch of an experiment.
+
+    Attributes:
+      name: its directory under the experiment and its label in reports.
+      control: the --control value that selects it.
+      description: one line for --help.
+      line_style: how the report's plots draw it (a matplotlib line style).
+      run: (branch, config, splits, strategy, dirs, experiment, replicate, seed) -> the finished
+        round records of one replicate; `dirs` has the "read" and "write" run directories.
+      check: (config) -> None; raises ValueError naming a flag this branch cannot take,
+        before anything is written.
+    """
+
+    name: str
+    control: str
+    description: str
+    line_style: str
+    run: Callable[..., List[dict]]
+    check: Callable[..., None] = lambda config: None
+
+    def train(self, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
+        """Trains (or resumes) one replicate of this branch; returns its finished round records."""
+        return self.run(self, config, splits, strategy, dirs, experiment, replicate, seed)
+
+
+def refuse_if_diverged(run: str) -> None:
+    """A run that diverged would diverge again: re-running it is refused, not retrained."""
+    where = progress.divergence(run)
+    if where is not None:
+        raise ValueError(progress.diverged_message(run, where))
+
+
+def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None):
+    """Fits `rounds` rounds with `callback`, first restoring checkpoint `point` if given.
+
+    A Keras epoch here is one validation interval (`--eval_every` steps): the callback
+    validates, checks and may checkpoint at each. `theta_dir` holds the θ₀/θ_k a resumed
+    ticket rewinds to (None for a control). Raises TrainingDiverged or Interrupted when
+    training stopped early.
+    """
+    intervals_per_round = config.iterations // config.eval_every
+    intervals_done = 0
+    if point is not None:
+        intervals_done = progress.restore(model, callback, point, theta_dir)
+        print(f"resuming {point['round_dir']} at {progress.describe(point['state'])}")
+    callback.set_intervals_done(intervals_done)
+    train = components.training_batches(config, splits, model, start_step=intervals_done * config.eval_every)
+    model.fit(
+        train,
+        steps_per_epoch=config.eval_every,
+        initial_epoch=intervals_done,
+        epochs=rounds * intervals_per_round,
+        validation_data=pipelines.make_pipeline(*splits.validation, 1000, training=False),
+        callbacks=[callback],
+        verbose=0,
+    )
+    if callback.diverged:
+        raise progress.TrainingDiverged(progress.diverged_message(callback.run_dir, callback.diverged))
+    if progress.STOP.requested:
+        raise progress.Interrupted(progress.STOP.signal_number)
+    return callback
+
+
+def _round_logger(branch, config, splits, dirs, **kwargs) -> progress.RoundLogger:
+    """The lottery callback of a branch's run, writing to dirs["write"]; one Keras epoch per interval."""
+    return progress.RoundLogger(
+        dirs["write"],
+        branch_name=branch.name,
+        line_style=branch.line_style,
+        checkpoint_every_intervals=config.checkpoint_every // config.eval_every,
+        epochs_per_round=config.iterations // config.eval_every,
+        test_data=pipelines.make_pipeline(*splits.test, 1000, training=False),
+        verbose=1,
+        **kwargs,
+    )
+
+
+def run_ticket(branch, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
+    """Iterative (or one-shot) magnitude pruning: prune_iters + 1 rounds (2 when one-shot)."""
+    total = 2 if config.one_shot else config.prune_iters + 1
+    done = progress.finished_rounds(dirs["read"])
+    if len(done) >= total:
+        return done[:total]
+    refuse_if_diverged(dirs["read"])
+    with strategy.scope():
+        model = components.build_model(config, splits, seed)
+        components.compile_model(model, config)
+    print(f"{config.model}: {lth_keras.get_masks(model).size:,} prunable weights")
+    callback = _round_logger(
+        branch,
+        config,
+        splits,
+        dirs,
+        rewind_step=config.rewind_step,
+        one_shot=config.one_shot,
+        keep_theta_0=False,  # saved to theta_0.npz before θ_k is captured
+    )
+    train_rounds(config, splits, model, callback, total, progress.resume_point(dirs["read"]), dirs["read"])
+    return progress.finished_rounds(dirs["write"])[:total]
+
+
+def _retrain_ticket_masks(retrain) -> Callable[..., List[dict]]:
+    """A control's run: each of the ticket's saved masks, its weights set by `retrain`, one round each.
+
+    `retrain(model, masks, theta_0, seed)` sets the model's weights for the control.
+    """
+
+    def run(branch, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
+        ticket_dir = layout.run_dir(experiment, TICKET.name, replicate)
+        return run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain)
+
+    return run
+
+
+def _refuse_one_shot(config) -> None:
+    if config.one_shot:
+        raise ValueError(
+            f"--one_shot={config.one_shot!r}: controls retrain the ticket's saved masks; run them "
+            "without --one_shot"
+        )
+
+
+def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain) -> List[dict]:
+    """Retrains each of the ticket's saved masks under a control, one round per level."""
+    ticket_rounds = progress.finished_rounds(ticket_dir)
+    if not ticket_rounds:
+        raise FileNotFoundError(
+            f"--control={config.control} retrains the ticket's saved masks, but {ticket_dir} has no "
+            "finished round: run the same command with --control=none first"
+        )
+    theta_path = layout.theta_file(ticket_dir, "theta_0")
+    with progress.reading(theta_path, progress.START_ANEW):
+        theta_0 = lth_keras.WeightSnapshot.load(theta_path)
+    done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
+    refuse_if_diverged(dirs["read"])
+    for record in ticket_rounds[: config.prune_iters + 1]:
+        index = record["round"]
+        if index in done:
+            continue
+        round_directory = layout.round_dir(ticket_dir, index)
+        control_seed = seed + 1 + index
+        with strategy.scope():
+            model = components.build_model(config, splits, seed)
+            with progress.reading(layout.masks_file(round_directory), progress.redo_from(round_directory)):
+                masks = lth_keras.Masks.load(round_directory)
+                lth_keras.set_masks(model, masks)
+            with progress.reading(theta_path, progress.START_ANEW):  # a θ₀ that does not fit shows here
+                retrain(model, masks, theta_0, control_seed)
+            components.compile_model(model, config)
+        callback = _round_logger(branch, config, splits, dirs, first_round=index, is_ticket=False)
+        point = progress.resume_point(dirs["read"], only_round=index)
+        train_rounds(config, splits, model, callback, 1, point)
+    return progress.finished_rounds(dirs["write"])[: config.prune_iters + 1]
+
+
+def _reinit(model, masks, theta_0, seed) -> None:
+    lth_keras.reinit(model, seed=seed)
+
+
+def _random_prune(model, masks, theta_0, seed) -> None:
+    lth_keras.random_prune(model, theta_0, seed=seed, masks=masks)
+
+
+TICKET = Branch(
+    "ticket",
+    "none",
+    "find the ticket by iterative (or one-shot) magnitude pruning",
+    "-",
+    run_ticket,
+)
+REINIT = Branch(
+    "reinit",
+    "reinit",
+    "retrain each of the ticket's masks with weights drawn afresh from their initializers",
+    "--",
+    _retrain_ticket_masks(_reinit),
+    _refuse_one_shot,
+)
+BRANCHES: Dict[str, Branch] = {
+    branch.control: branch
+    for branch in (
+        TICKET,
+        REINIT,
+        Branch(
+            "random_prune",
+            "random_prune",
+            "retrain a random mask with each round's per-layer counts, from θ₀",
+            ":",
+            _retrain_ticket_masks(_random_prune),
+            _refuse_one_shot,
+        ),
+    )
+}
+
+
+def selected(control: str) -> Branch:
+    """The branch `--control=<control>` selects; raises ValueError naming the flag otherwise."""
+    if control not in BRANCHES:
+        raise ValueError(f"--control={control!r}: must be one of {list(BRANCHES)}")
+    return BRANCHES[control]
+
+
+def flag_help() -> str:
+    """The --control help text, from the registry."""
+    return "; ".join(f"{b.control}: {b.description}" for b in BRANCHES.values()) + "."
+
+
+def line_styles() -> Dict[str, str]:
+    """Branch name -> plot line style, in registry order (the report's column order)."""
+    return {branch.name: branch.line_style for branch in BRANCHES.values()}

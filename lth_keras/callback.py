@@ -52,8 +52,9 @@ class LotteryTicketCallback(keras.callbacks.Callback):
     θ₀ (captured when training starts) or θ_k (after `rewind_step` steps of round 0),
     resets the optimizer's slots and sets its step counter to `rewind_step`. If `fit`
     ends at a round boundary the model keeps its trained weights; the next `fit` with
-    the same callback prunes first. If an epoch ends with a NaN or inf loss or weight,
-    training stops mid-round and `diverged` records the round and step.
+    the same callback prunes first. If an epoch ends with a NaN or inf loss, or a round
+    ends with a NaN or inf weight (weights are read only then, not at every epoch),
+    training stops and `diverged` records the round and step.
 
     One callback serves one model: it binds to the model it first trains (or
     `prepare`s) and refuses any other. Compiling that model again between fits is

@@ -225,8 +225,9 @@ def prune_for_lottery(
 ):
     """Returns a copy of `model` with every prunable layer in a lottery-ticket wrapper.
 
-    Each wrapped layer gets tfmot's `prune_low_magnitude` wrapper with a
-    `LotteryTicketSchedule` that holds its per-round rate. Biases and batch-norm are
+    Each wrapped layer gets a `LotteryPruneLowMagnitude`, our subclass of tfmot's
+    `prune_low_magnitude` wrapper, with a `LotteryTicketSchedule` that holds its per-round
+    rate. Biases and batch-norm are
     never pruned. The copy starts with the same weights (these become θ₀ when training
     starts) and all-ones masks; `model` itself is left untouched.
 

@@ -1,5 +1,8 @@
-"""One typed configuration for every suite; absl flags are generated from it.
+"""One typed configuration for every suite, in groups; absl flags are generated from it.
 
+The settings come in groups, each a dataclass: data, network, training and pruning
+(what an experiment computes, hashed into its name) and the run's own settings (how far,
+which branch, where, how fast: never hashed). `ExperimentConfig` holds them all, flat.
 Each suite module (`experiments/conv6.py`, ...) only states its paper defaults as an
 `ExperimentConfig`; `flags_from_config` turns every field into a flag with that default,
 so a flag is never written twice.
@@ -28,20 +31,26 @@ def _field(default, help_text):
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-    model: str = _field("lenet", "Network: lenet, conv2, conv4, conv6, vgg16, vgg19, resnet18, resnet20.")
+class DataSettings:
+    """What is trained on: the dataset, its held-out validation split, augmentation."""
+
     dataset: str = _field("fashion_mnist", "mnist, fashion_mnist, cifar10, mnist1d or synthetic (generated).")
-    data_dir: Optional[str] = _field(
-        None, "IDX directory or TFDS data dir; default: Debian's or TFDS_DATA_DIR."
-    )
-    prune_iters: int = _field(20, "Pruning rounds; the run trains prune_iters + 1 rounds.")
-    prune_rate: float = _field(0.2, "Fraction of surviving fc weights pruned per round.")
-    conv_prune_rate: Optional[float] = _field(None, "Rate for conv layers; default prune_rate.")
-    output_prune_rate: Optional[float] = _field(None, "Rate for the output layer; default prune_rate / 2.")
-    scope: str = _field("layerwise", "layerwise, or global: one threshold across layers of a rate.")
-    one_shot: bool = _field(False, "Prune once, straight to the rates, instead of iteratively.")
-    rewind_step: int = _field(0, "0 rewinds to θ₀; k rewinds to the weights after k iterations.")
-    control: str = _field("none", "The branch to run; the runner lists them (experiments/branches.py).")
+    validation_size: int = _field(5000, "Training examples held out for validation.")
+    augment: bool = _field(False, "Random crop and flip (CIFAR).")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSettings:
+    """The network."""
+
+    model: str = _field("lenet", "Network: lenet, conv2, conv4, conv6, vgg16, vgg19, resnet18, resnet20.")
+    dropout: float = _field(0.0, "Dropout rate after hidden fc layers.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How each round trains: schedule, optimizer, batches, validation interval, seed."""
+
     iterations: int = _field(50000, "Training iterations per round.")
     batch_size: int = _field(60, "Global batch size.")
     optimizer: str = _field("adam", "adam or sgd (momentum 0.9).")
@@ -49,16 +58,41 @@ class ExperimentConfig:
     lr_drops: Tuple[int, ...] = _field((), "Iterations at which the learning rate is multiplied by 0.1.")
     warmup: int = _field(0, "Iterations of linear learning-rate warmup.")
     weight_decay: float = _field(0.0, "L2 weight decay on kernels.")
-    dropout: float = _field(0.0, "Dropout rate after hidden fc layers.")
-    augment: bool = _field(False, "Random crop and flip (CIFAR).")
     seed: int = _field(0, "Seed of the weights, the data order and the controls.")
-    replicates: int = _field(1, "Independent runs with seeds seed, seed+1, ...")
     eval_every: int = _field(100, "Validate every this many iterations (early-stop resolution).")
-    validation_size: int = _field(5000, "Training examples held out for validation.")
+    smoke: bool = _field(False, "Shrink the run to seconds (tiny data, few iterations) for tests.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningSettings:
+    """What is pruned between rounds and what the rounds rewind to."""
+
+    prune_rate: float = _field(0.2, "Fraction of surviving fc weights pruned per round.")
+    conv_prune_rate: Optional[float] = _field(None, "Rate for conv layers; default prune_rate.")
+    output_prune_rate: Optional[float] = _field(None, "Rate for the output layer; default prune_rate / 2.")
+    scope: str = _field("layerwise", "layerwise, or global: one threshold across layers of a rate.")
+    one_shot: bool = _field(False, "Prune once, straight to the rates, instead of iteratively.")
+    rewind_step: int = _field(0, "0 rewinds to θ₀; k rewinds to the weights after k iterations.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Where and how a run goes: how far, which branch, files, strategy, speed, checkpoints.
+
+    None of these changes what a run computes (the strategy and the speed settings change
+    at most floating-point rounding), so they stay out of the experiment's name: raising
+    --prune_iters or --replicates continues the same experiment.
+    """
+
+    prune_iters: int = _field(20, "Pruning rounds; the run trains prune_iters + 1 rounds.")
+    replicates: int = _field(1, "Independent runs with seeds seed, seed+1, ...")
+    control: str = _field("none", "The branch to run; the runner lists them (experiments/branches.py).")
     output_dir: str = _field("runs", "Where runs, TensorBoard logs and tickets are written.")
+    data_dir: Optional[str] = _field(
+        None, "IDX directory or TFDS data dir; default: Debian's or TFDS_DATA_DIR."
+    )
     strategy: str = _field("default", "default, mirrored, multi_worker or tpu.")
     tpu: str = _field("", "TPU name or address for --strategy=tpu.")
-    smoke: bool = _field(False, "Shrink the run to seconds (tiny data, few iterations) for tests.")
     checkpoint_every: int = _field(1000, "Checkpoint every this many iterations (a multiple of eval_every).")
     deterministic: bool = _field(
         False, "Deterministic TensorFlow ops: a resumed run equals an uninterrupted one."
@@ -79,36 +113,30 @@ class ExperimentConfig:
     )
 
 
+# The groups that define what an experiment computes: they, and only they, are hashed
+# into its name and compared with a stored experiment's settings.
+COMPUTED_GROUPS = (DataSettings, NetworkSettings, TrainingSettings, PruningSettings)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig(RunSettings, PruningSettings, TrainingSettings, NetworkSettings, DataSettings):
+    """One suite's whole configuration: every group's fields, flat (config.iterations, ...)."""
+
+
 # The conv suites' speed defaults. On this 2-core CPU XLA made Conv-6 slower
 # (benchmarks/step_time.py, README "Speed"), compiling a VGG step took over a minute, and
 # XLA's loop of fused steps ran Conv-2 85x slower (11 s a step).
 CONV_SPEED_ON_CPU = dict(jit_compile=False, fused_steps=False)
 
 
-# Settings that do not change what a run computes (speed settings and the strategy change
-# at most floating-point rounding): they stay out of the experiment's name, so raising
-# --prune_iters or --replicates continues the same experiment.
-NOT_IN_NAME = (
-    "prune_iters",
-    "replicates",
-    "control",
-    "output_dir",
-    "data_dir",
-    "strategy",
-    "tpu",
-    "checkpoint_every",
-    "deterministic",
-    "overwrite",
-    "jit_compile",
-    "steps_per_execution",
-    "fused_steps",
-)
+COMPUTED_FIELDS = tuple(field.name for group in COMPUTED_GROUPS for field in dataclasses.fields(group))
+RUN_FIELDS = tuple(field.name for field in dataclasses.fields(RunSettings))
 
 
 def result_settings(config: "ExperimentConfig") -> dict:
-    """The settings that define what an experiment computes, as JSON-able values."""
-    values = dataclasses.asdict(config)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if k not in NOT_IN_NAME}
+    """The settings that define what an experiment computes (COMPUTED_GROUPS), as JSON-able values."""
+    values = {name: getattr(config, name) for name in COMPUTED_FIELDS}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def config_hash(config: "ExperimentConfig") -> str:

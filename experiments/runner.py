@@ -80,7 +80,7 @@ def prepare_experiment(config, branch, experiment: str) -> None:
             stored = storage.load_json(path)
             if not isinstance(stored, dict):
                 raise ValueError("it does not hold a configuration")
-        stored_settings = {k: v for k, v in stored.items() if k not in config_lib.NOT_IN_NAME}
+        stored_settings = {k: v for k, v in stored.items() if k not in config_lib.RUN_FIELDS}
         given = config_lib.result_settings(config)
         differ = sorted(
             k for k in set(stored_settings) | set(given) if stored_settings.get(k) != given.get(k)

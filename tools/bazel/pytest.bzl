@@ -9,7 +9,7 @@ def pytest_test(name, srcs, deps = [], data = [], args = [], size = "small", **k
     Args:
       name: the target's name; by convention the test file's name without `.py`.
       srcs: the test file(s) to run; each is passed to pytest.
-      deps: py_library targets the test imports (e.g. //tests:conftest, //lth_keras).
+      deps: py_library targets the test imports (e.g. //tests, which has conftest.py).
       data: files the test reads or runs at run time.
       args: extra pytest arguments, after the test files.
       size: Bazel's test size; sets the default timeout (small 60 s, medium 300 s,

@@ -1,6 +1,8 @@
-"""Tiny models and generated data shared by the tests."""
+"""Tiny models, generated data and fixtures shared by the tests."""
 
+import gzip
 import os
+import struct
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -55,6 +57,31 @@ def conv_data(n: int = 96, seed: int = 0):
     return x, y
 
 
+def write_idx(path, array):
+    """One IDX file (gzipped if `path` ends in .gz) holding a uint8 `array`."""
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(
+        struct.pack(">I", d) for d in array.shape
+    )
+    data = header + array.tobytes()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+def write_dataset(directory, n_train=120, n_test=40, gz=True, seed=0):
+    """Four IDX files shaped like (Fashion-)MNIST, with learnable labels."""
+    rng = np.random.default_rng(seed)
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+        images[np.arange(n), labels, :] = 255  # the label's row lights up
+        write_idx(directory / f"{split}-images-idx3-ubyte{suffix}", images)
+        write_idx(directory / f"{split}-labels-idx1-ubyte{suffix}", labels)
+    return directory
+
+
 def compile_model(model, optimizer=None, **kwargs):
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(1e-2),
@@ -80,7 +107,7 @@ class StateProbe(keras.callbacks.Callback):
         super().__init__()
         self.theta_0 = None
         self.epoch_begin = []  # per epoch: (masks, snapshot, optimizer slots, iterations)
-        self.batch_checks = []  # per batch: (masks, effective weights, stored weights) of pruned weights
+        self.batch_checks = []  # per batch: (masks, stored weight variables' values) of pruned weights
         self.weights_at_step = {}
 
     def on_train_begin(self, logs=None):
@@ -101,11 +128,21 @@ class StateProbe(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         masks = lth_keras.get_masks(self.model)
-        effective = lth_keras.get_effective_weights(self.model)
         stored = lth_keras.model_state.get_stored_weights(self.model)
-        self.batch_checks.append((dict(masks), effective, stored))
+        self.batch_checks.append((dict(masks), stored))
         step = int(self.model.optimizer.iterations.numpy())
         self.weights_at_step.setdefault(step, dict(lth_keras.take_snapshot(self.model)))
+
+
+@pytest.fixture(scope="session")
+def lenet_reference(tmp_path_factory):
+    """The output dir of one uninterrupted run of tests/helpers/lenet_runs.py's small lenet,
+    for `lenet_runs.assert_same_runs` to compare resumed runs with. Tests only read it."""
+    from tests.helpers import lenet_runs  # imports experiments: only when a test asks for this
+
+    directory = tmp_path_factory.mktemp("lenet_reference")
+    lenet_runs.run_lenet(directory)
+    return directory
 
 
 @pytest.fixture(autouse=True)

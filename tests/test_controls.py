@@ -18,7 +18,8 @@ def ticket_model():
 
 
 def _kernels(model):
-    return lth_keras.get_effective_weights(model)
+    """The pruned weights' variables as stored: weight * mask would be 0 where pruned whatever they hold."""
+    return lth_keras.model_state.get_stored_weights(model)
 
 
 def test_reinit_keeps_the_mask_and_redraws_survivors(ticket_model):

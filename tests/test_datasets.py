@@ -1,7 +1,5 @@
 """The offline readers on small files the tests write, load_dataset's sources and splits, make_pipeline."""
 
-import gzip
-import struct
 import time
 
 import numpy as np
@@ -9,30 +7,7 @@ import pytest
 
 from lth_keras import pipelines
 from lth_keras.paper import datasets
-
-
-def write_idx(path, array):
-    codes = {np.dtype(np.uint8): 0x08}
-    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(
-        struct.pack(">I", d) for d in array.shape
-    )
-    data = header + array.tobytes()
-    if str(path).endswith(".gz"):
-        data = gzip.compress(data)
-    path.write_bytes(data)
-
-
-def write_dataset(directory, n_train=120, n_test=40, gz=True, seed=0):
-    """Four IDX files shaped like (Fashion-)MNIST, with learnable labels."""
-    rng = np.random.default_rng(seed)
-    suffix = ".gz" if gz else ""
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, size=n).astype(np.uint8)
-        images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-        images[np.arange(n), labels, :] = 255  # the label's row lights up
-        write_idx(directory / f"{split}-images-idx3-ubyte{suffix}", images)
-        write_idx(directory / f"{split}-labels-idx1-ubyte{suffix}", labels)
-    return directory
+from tests.conftest import write_dataset, write_idx
 
 
 @pytest.mark.parametrize("gz", [True, False])

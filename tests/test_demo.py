@@ -3,8 +3,8 @@
 import os
 import re
 
+from tests.conftest import write_dataset
 from tests.helpers.cli import ROOT, run_experiment, table_rows
-from tests.test_datasets import write_dataset
 
 
 def test_makefile_demo_runs_the_lenet_suite_on_fashion_mnist():

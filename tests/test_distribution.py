@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.cli import ROOT
+
 HELPER = "tests.helpers.distributed_lottery"
 
 

@@ -14,8 +14,7 @@ from experiments import report as report_cli
 from lth_keras.paper import report
 from tests.conftest import compile_model, dense_data, dense_model
 from tests.helpers.cli import run_experiment
-from tests.test_resume import FLAGS, _experiment
-from tests.helpers import troubled_run
+from tests.helpers.lenet_runs import FLAGS, start_troubled_lenet, ticket_run_dir
 
 
 def test_callback_stops_when_the_loss_turns_nan():
@@ -44,10 +43,8 @@ def test_callback_stops_at_nan_weights_and_keeps_the_finished_round():
 
 
 def test_a_diverged_run_stops_is_refused_on_rerun_and_reported(tmp_path):
-    process = troubled_run.start(
-        "nan", 6, "lenet", *FLAGS, f"--output_dir={tmp_path}"
-    )  # a weight turns NaN in round 1's second epoch
-    run = layout.run_dir(_experiment(tmp_path), "none", 0)
+    process = start_troubled_lenet(tmp_path, "nan", 6)  # a weight turns NaN in round 1's second epoch
+    run = ticket_run_dir(tmp_path)
     diverged = layout.diverged_file(layout.round_dir(run, 1))
     assert process.returncode == 3, process.stderr_text[-3000:]
     message = f"training diverged at round 1, step 20 (a weight is NaN or inf) in {run}"

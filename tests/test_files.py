@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from experiments import layout, progress, runner
+from experiments.branches import TICKET
 from lth_keras import storage
 from tests.helpers.cli import run_experiment
-from tests.test_resume import SMALL_LENET
+from tests.helpers.lenet_runs import SMALL_LENET
 
 # Two finished rounds of 4 Keras epochs; round 1 keeps checkpoints 6 and 8.
 CONFIG = dataclasses.replace(SMALL_LENET, prune_iters=1)
@@ -29,7 +30,7 @@ def _copy(finished, tmp_path):
     output_dir = tmp_path / "runs"
     shutil.copytree(finished, output_dir)
     experiment = layout.experiment_dir(dataclasses.replace(CONFIG, output_dir=str(output_dir)))
-    return str(output_dir), experiment, layout.run_dir(experiment, "none", 0)
+    return str(output_dir), experiment, layout.run_dir(experiment, TICKET.name, 0)
 
 
 def _hashes(root):

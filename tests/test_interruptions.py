@@ -9,12 +9,14 @@ import time
 import pytest
 
 from experiments import layout, lock
-from tests.helpers import troubled_run
-from tests.test_resume import FLAGS, _assert_same_runs, _experiment, _run, reference  # noqa: F401
-
-
-def _troubled(output_dir, mode, value, wait=True):
-    return troubled_run.start(mode, value, "lenet", *FLAGS, f"--output_dir={output_dir}", wait=wait)
+from experiments.branches import TICKET
+from tests.helpers.lenet_runs import (
+    assert_same_runs,
+    experiment_dir,
+    run_lenet,
+    start_troubled_lenet,
+    ticket_run_dir,
+)
 
 
 def _wait_for(path, process):
@@ -23,14 +25,10 @@ def _wait_for(path, process):
         time.sleep(0.05)
 
 
-def _run_dir(output_dir):
-    return layout.run_dir(_experiment(output_dir), "none", 0)
-
-
-def test_full_disk_stops_with_a_message_and_the_run_resumes(reference, tmp_path):  # noqa: F811
+def test_full_disk_stops_with_a_message_and_the_run_resumes(lenet_reference, tmp_path):
     # Writes: config, θ₀, state-2, round 0's masks, state-4, metrics; the 7th is round 1's state-6.
-    process = _troubled(tmp_path, "full_disk", 7)
-    run = _run_dir(tmp_path)
+    process = start_troubled_lenet(tmp_path, "full_disk", 7)
+    run = ticket_run_dir(tmp_path)
     failed = layout.state_file(layout.checkpoint_dir(layout.round_dir(run, 1)), 6)
     assert process.returncode == 1, process.stderr_text[-3000:]
     assert (
@@ -38,19 +36,19 @@ def test_full_disk_stops_with_a_message_and_the_run_resumes(reference, tmp_path)
         "free space and re-run the same command to resume"
     ) in process.stderr_text
     assert os.path.exists(layout.metrics_file(layout.round_dir(run, 0)))  # the finished round is kept
-    assert not os.path.exists(layout.lock_file(_experiment(tmp_path), "none"))
-    assert "resuming" in _run(tmp_path).stdout
-    _assert_same_runs(reference, tmp_path)
+    assert not os.path.exists(layout.lock_file(experiment_dir(tmp_path), TICKET.name))
+    assert "resuming" in run_lenet(tmp_path).stdout
+    assert_same_runs(lenet_reference, tmp_path)
 
 
-def test_second_run_is_refused_and_sigterm_stops_the_first_at_a_checkpoint(reference, tmp_path):  # noqa: F811
-    first = _troubled(tmp_path, "slow", 2.0, wait=False)  # still running after the second one ends
-    run = _run_dir(tmp_path)
+def test_second_run_is_refused_and_sigterm_stops_the_first_at_a_checkpoint(lenet_reference, tmp_path):
+    first = start_troubled_lenet(tmp_path, "slow", 2.0, wait=False)  # still running after the second one ends
+    run = ticket_run_dir(tmp_path)
     _wait_for(layout.checkpoint_index_file(layout.checkpoint_dir(layout.round_dir(run, 0))), first)
-    lock_path = layout.lock_file(_experiment(tmp_path), "none")
+    lock_path = layout.lock_file(experiment_dir(tmp_path), TICKET.name)
     assert open(lock_path).read() == f'{{"pid": {first.pid}, "host": "{socket.gethostname()}"}}'
 
-    second = _troubled(tmp_path, "slow", 0)
+    second = start_troubled_lenet(tmp_path, "slow", 0)
     assert second.returncode == 2
     assert f"another run (pid {first.pid} on {socket.gethostname()}) is writing this experiment" in (
         second.stderr_text
@@ -63,13 +61,13 @@ def test_second_run_is_refused_and_sigterm_stops_the_first_at_a_checkpoint(refer
     assert "stopped by SIGTERM after a checkpoint; re-run the same command to resume" in stderr
     assert not os.path.exists(lock_path)
     assert not os.path.exists(layout.metrics_file(layout.round_dir(run, 2)))
-    assert "resuming" in _run(tmp_path).stdout
-    _assert_same_runs(reference, tmp_path)
+    assert "resuming" in run_lenet(tmp_path).stdout
+    assert_same_runs(lenet_reference, tmp_path)
 
 
 def test_sigint_stops_with_exit_code_130_after_writing_a_checkpoint(tmp_path):
-    process = _troubled(tmp_path, "slow", 1.0, wait=False)
-    run = _run_dir(tmp_path)
+    process = start_troubled_lenet(tmp_path, "slow", 1.0, wait=False)
+    run = ticket_run_dir(tmp_path)
     _wait_for(layout.theta_file(run, "theta_0"), process)  # in epoch 1; the first periodic checkpoint is at 2
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=600)

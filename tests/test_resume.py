@@ -7,43 +7,13 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from experiments import config as config_lib
 from experiments import layout, runner
 from experiments.lenet import DEFAULTS as LENET
-from tests.helpers.cli import ROOT, run_experiment
-
-# 4 Keras epochs (of 10 iterations) a round, a checkpoint every 2 epochs; 3 rounds.
-FLAGS = [
-    "--dataset=synthetic",
-    "--iterations=40",
-    "--eval_every=10",
-    "--checkpoint_every=20",
-    "--batch_size=16",
-    "--prune_iters=2",
-    "--deterministic",
-]
-
-
-# FLAGS as a config, for tests that run in-process (without --deterministic, which would
-# switch op determinism on for the whole test process).
-SMALL_LENET = dataclasses.replace(
-    LENET, dataset="synthetic", iterations=40, eval_every=10, checkpoint_every=20, batch_size=16
-)
-
-
-def _experiment(output_dir):
-    config = dataclasses.replace(SMALL_LENET, prune_iters=2, deterministic=True, output_dir=str(output_dir))
-    return layout.experiment_dir(config)
-
-
-def _run(output_dir, *extra):
-    result = run_experiment("lenet", *FLAGS, f"--output_dir={output_dir}", *extra)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+from tests.helpers.cli import ROOT
+from tests.helpers.lenet_runs import FLAGS, assert_same_runs, run_lenet, ticket_run_dir
 
 
 def _killed(output_dir, when, count):
@@ -66,36 +36,6 @@ def _killed(output_dir, when, count):
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
 
 
-def _final_weights(run):
-    last = layout.round_indices(run)[-1]
-    reader = tf.train.load_checkpoint(layout.checkpoint_dir(layout.round_dir(run, last)))
-    names = [n for n in reader.get_variable_to_shape_map() if n.startswith("model/") and "OPTIMIZER" not in n]
-    return {n: reader.get_tensor(n) for n in names}
-
-
-def _assert_same_runs(reference_dir, resumed_dir):
-    reference = layout.run_dir(_experiment(reference_dir), "none", 0)
-    resumed = layout.run_dir(_experiment(resumed_dir), "none", 0)
-    assert layout.round_indices(reference) == layout.round_indices(resumed) == [0, 1, 2]
-    for index in (0, 1, 2):
-        a, b = layout.round_dir(reference, index), layout.round_dir(resumed, index)
-        assert json.load(open(layout.metrics_file(a))) == json.load(open(layout.metrics_file(b)))
-        masks_a, masks_b = np.load(os.path.join(a, "masks.npz")), np.load(os.path.join(b, "masks.npz"))
-        for key in masks_a.files:
-            np.testing.assert_array_equal(masks_a[key], masks_b[key])
-    weights_a, weights_b = _final_weights(reference), _final_weights(resumed)
-    assert weights_a and weights_a.keys() == weights_b.keys()
-    for name in weights_a:
-        np.testing.assert_array_equal(weights_a[name], weights_b[name], err_msg=name)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("reference")
-    _run(directory)
-    return directory
-
-
 @pytest.mark.parametrize(
     "when,count",
     [
@@ -105,23 +45,23 @@ def reference(tmp_path_factory):
     ],
     ids=["mid_round", "after_round_boundary", "during_checkpoint"],
 )
-def test_sigkilled_run_resumes_to_identical_results(reference, tmp_path, when, count):
+def test_sigkilled_run_resumes_to_identical_results(lenet_reference, tmp_path, when, count):
     _killed(tmp_path, when, count)
-    run = layout.run_dir(_experiment(tmp_path), "none", 0)
+    run = ticket_run_dir(tmp_path)
     assert os.path.exists(layout.metrics_file(layout.round_dir(run, 0)))
     assert not os.path.exists(layout.metrics_file(layout.round_dir(run, 2)))
-    result = _run(tmp_path)
+    result = run_lenet(tmp_path)
     assert "resuming" in result.stdout
-    _assert_same_runs(reference, tmp_path)
+    assert_same_runs(lenet_reference, tmp_path)
 
 
-def test_raising_prune_iters_continues_from_the_last_finished_round(reference, tmp_path):
-    _run(tmp_path, "--prune_iters=1")
-    run = layout.run_dir(_experiment(tmp_path), "none", 0)
+def test_raising_prune_iters_continues_from_the_last_finished_round(lenet_reference, tmp_path):
+    run_lenet(tmp_path, "--prune_iters=1")
+    run = ticket_run_dir(tmp_path)
     assert layout.round_indices(run) == [0, 1]
-    result = _run(tmp_path)  # --prune_iters=2 again
+    result = run_lenet(tmp_path)  # --prune_iters=2 again
     assert "resuming" in result.stdout and "round 2:" in result.stdout and "round 0:" not in result.stdout
-    _assert_same_runs(reference, tmp_path)
+    assert_same_runs(lenet_reference, tmp_path)
 
 
 def test_experiment_names_are_stable():

@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 from absl import flags
 
+from lth_keras import validation
 from lth_keras.schedule import SCOPES
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -155,6 +156,18 @@ def _check(condition, flag, value, requirement):
         raise ValueError(f"--{flag}={value!r}: {requirement}")
 
 
+def _library_rule(check, flag, value, *args) -> None:
+    """The library's own check of the argument `--flag` feeds, before anything is written.
+
+    The rule is the library's (one definition); its complaint reaches the user in the
+    scripts' form, `--flag=value: ...`.
+    """
+    try:
+        check(value, *args, f"--{flag}")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--{flag}={value!r}: {e}") from e
+
+
 def _has_type(value, kind) -> bool:
     """True if `value` fits the config field type `kind` (bools are not numbers here)."""
     if typing.get_origin(kind) is typing.Union:  # Optional[X]
@@ -181,12 +194,12 @@ def validate(config: ExperimentConfig, models=(), datasets=()) -> None:
         _check(config.model in models, "model", config.model, f"must be one of {sorted(models)}")
     if datasets:
         _check(config.dataset in datasets, "dataset", config.dataset, f"must be one of {sorted(datasets)}")
-    for name in ("prune_rate", "conv_prune_rate", "output_prune_rate"):
+    for name in ("prune_rate", "conv_prune_rate", "output_prune_rate"):  # prune_for_lottery's rates
         value = getattr(config, name)
         if value is not None:
-            _check(0.0 <= value < 1.0, name, value, "must be in [0, 1)")
+            _library_rule(validation.check_rate, name, value)
     _check(config.prune_iters >= 0, "prune_iters", config.prune_iters, "must be >= 0")
-    _check(config.scope in SCOPES, "scope", config.scope, f"must be one of {list(SCOPES)}")
+    _library_rule(validation.check_choice, "scope", config.scope, SCOPES)
     _check(
         config.optimizer in OPTIMIZERS, "optimizer", config.optimizer, f"must be one of {list(OPTIMIZERS)}"
     )

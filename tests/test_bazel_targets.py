@@ -1,10 +1,11 @@
 """The Bazel build covers the code (issues 7 and 13).
 
 Every module of every Python package (a directory with an __init__.py: lth_keras/,
-lth_keras/paper/, experiments/, tests/helpers/, ...) is in the srcs of a py_library, and
-every tests/test_*.py is in the srcs of a test target. The BUILD files list them by glob, so
-new files are covered with no edit; this catches a package left out, or a BUILD file added
-in a subpackage (which takes its files out of the parent's glob) without a library.
+lth_keras/paper/, experiments/, tests/helpers/, ...) is in the srcs of a py_library, except
+that a tests/test_*.py may be in its test target's instead; and every tests/test_*.py is in
+the srcs of a test target. The BUILD files list them by glob, so new files are covered with
+no edit; this catches a package left out, or a BUILD file added in a subpackage (which takes
+its files out of the parent's glob) without a library.
 
 The BUILD files are run as Python (the Starlark they use is a subset of it), with stand-ins
 for Bazel's functions that record each target, so this needs no Bazel. Under Bazel it reads
@@ -154,8 +155,12 @@ def test_the_build_files_are_read():
     assert "tests/test_bazel_targets.py" in _listed_by(TEST_RULES)
 
 
+def _is_test_file(path):
+    return path.startswith("tests/") and fnmatch.fnmatch(os.path.basename(path), "test_*.py")
+
+
 def test_every_test_file_has_a_test_target():
-    test_files = [path for path in _walk("tests") if fnmatch.fnmatch(os.path.basename(path), "test_*.py")]
+    test_files = [path for path in _walk("tests") if _is_test_file(path)]
     missing = [path for path in test_files if path not in _listed_by(TEST_RULES)]
     assert not missing, "\n".join(
         f"{path} is in the srcs of no py_test or pytest_test (see {_build_file_for(path)})"
@@ -164,12 +169,17 @@ def test_every_test_file_has_a_test_target():
 
 
 def test_every_python_package_is_in_a_library():
+    """Every module of a package is in a py_library; a test file may be in its test target instead."""
     listed = _listed_by(LIBRARY_RULES)
+    tests = _listed_by(TEST_RULES)
     missing = [
         path
         for package in _python_packages()
         for path in _walk(package)
-        if os.path.dirname(path) == package and path.endswith(".py") and path not in listed
+        if os.path.dirname(path) == package
+        and path.endswith(".py")
+        and path not in listed
+        and not (_is_test_file(path) and path in tests)
     ]
     assert not missing, "\n".join(
         f"{path} is in the srcs of no py_library (see {_build_file_for(path)})" for path in missing

@@ -1,7 +1,8 @@
 """lth_keras: the Lottery Ticket Hypothesis as a Keras callback on tfmot's pruning wrappers.
 
 This package is the plugin core. The paper's kit (networks, offline datasets, the report
-and its plots) is `lth_keras.paper`, which the core never imports.
+and its plots) is `lth_keras.paper`, which the core never imports. `import lth_keras` is
+light: each public name imports its module (and TensorFlow) when first used.
 
 Example:
   import lth_keras
@@ -12,48 +13,63 @@ Example:
   model.fit(x, y, epochs=5 * 10, validation_data=(xv, yv), callbacks=[ticket])
 """
 
-from lth_keras._keras import keras
-from lth_keras.callback import LotteryTicketCallback, format_round
-from lth_keras.controls import random_prune, reinit
-from lth_keras.fused_steps import fuse_steps
-from lth_keras.invariants import InvariantError
-from lth_keras.notices import LotteryWarning
-from lth_keras.masks import Masks, magnitude_prune, random_masks_like
-from lth_keras.model_state import (
-    WeightSnapshot,
-    get_effective_weights,
-    get_masks,
-    set_masks,
-    take_snapshot,
-)
-from lth_keras.schedule import LotteryTicketSchedule
-from lth_keras.tickets import Ticket, apply_ticket, load_ticket, save_ticket
-from lth_keras.wrapping import custom_objects, load_model, prune_for_lottery, strip
+import importlib
+import os
 
-__all__ = [
-    "keras",
-    "InvariantError",
-    "LotteryTicketCallback",
-    "LotteryTicketSchedule",
-    "LotteryWarning",
-    "Masks",
-    "Ticket",
-    "WeightSnapshot",
-    "apply_ticket",
-    "custom_objects",
-    "format_round",
-    "fuse_steps",
-    "get_effective_weights",
-    "get_masks",
-    "load_model",
-    "load_ticket",
-    "magnitude_prune",
-    "prune_for_lottery",
-    "random_masks_like",
-    "random_prune",
-    "reinit",
-    "save_ticket",
-    "set_masks",
-    "strip",
-    "take_snapshot",
-]
+# tfmot's wrappers need Keras 2: make `tf.keras` tf_keras before TensorFlow is imported
+# anywhere (lth_keras._keras says why), even if the user imports TensorFlow next.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+# Each public name and the module that defines it. They are imported on first use, so
+# `import lth_keras` itself loads no TensorFlow (PEP 562 module __getattr__).
+_EXPORTS = {
+    "keras": "lth_keras._keras",
+    "LotteryTicketCallback": "lth_keras.callback",
+    "format_round": "lth_keras.callback",
+    "random_prune": "lth_keras.controls",
+    "reinit": "lth_keras.controls",
+    "fuse_steps": "lth_keras.fused_steps",
+    "InvariantError": "lth_keras.invariants",
+    "LotteryWarning": "lth_keras.notices",
+    "Masks": "lth_keras.masks",
+    "magnitude_prune": "lth_keras.masks",
+    "random_masks_like": "lth_keras.masks",
+    "WeightSnapshot": "lth_keras.model_state",
+    "get_effective_weights": "lth_keras.model_state",
+    "get_masks": "lth_keras.model_state",
+    "set_masks": "lth_keras.model_state",
+    "take_snapshot": "lth_keras.model_state",
+    "LotteryTicketSchedule": "lth_keras.schedule",
+    "Ticket": "lth_keras.tickets",
+    "apply_ticket": "lth_keras.tickets",
+    "load_ticket": "lth_keras.tickets",
+    "save_ticket": "lth_keras.tickets",
+    "custom_objects": "lth_keras.wrapping",
+    "load_model": "lth_keras.wrapping",
+    "prune_for_lottery": "lth_keras.wrapping",
+    "strip": "lth_keras.wrapping",
+}
+
+
+def __getattr__(name):
+    """Imports a public name's module on first use; `lth_keras.<module>` works as well."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = list(_EXPORTS)

@@ -1,15 +1,11 @@
 """The Keras 2 module (tf_keras) that tfmot works with, and the check that a model is one.
 
-tfmot's pruning wrappers exist only for Keras 2. Importing this module sets
-TF_USE_LEGACY_KERAS=1 before TensorFlow is imported anywhere else, so `tf.keras`
-and `tf_keras` are the same library.
+tfmot's pruning wrappers exist only for Keras 2. `import lth_keras` (which every import of
+this module runs first) sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported anywhere
+else, so `tf.keras` and `tf_keras` are the same library.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tf_keras as keras  # noqa: E402
+import tf_keras as keras
 
 
 def check_keras2_model(model, argument: str = "model") -> None:

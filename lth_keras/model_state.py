@@ -17,7 +17,7 @@ from lth_keras.wrapping import (
     flat_layers,
     lottery_layers,
     unwrapped,
-    weight_name,
+    weight_key,
 )
 
 
@@ -26,7 +26,7 @@ def masked_variables(model) -> Dict[str, tuple]:
     result = {}
     for layer in lottery_layers(model):
         for weight, mask, _ in layer.pruning_vars:
-            key = f"{layer.layer.name}/{weight_name(weight)}"
+            key = weight_key(layer, weight)
             if key in result:
                 raise ValueError(f"two pruned weights are both named {key!r}: give the layers unique names")
             result[key] = (weight, mask)
@@ -38,7 +38,7 @@ def layer_rates(model) -> Dict[str, float]:
     rates = {}
     for layer in lottery_layers(model):
         for weight, _, _ in layer.pruning_vars:
-            rates[f"{layer.layer.name}/{weight_name(weight)}"] = layer.pruning_schedule.pruning_rate
+            rates[weight_key(layer, weight)] = layer.pruning_schedule.pruning_rate
     return rates
 
 
@@ -48,7 +48,7 @@ def pruning_groups(model):
     for layer in lottery_layers(model):
         schedule = layer.pruning_schedule
         for weight, _, _ in layer.pruning_vars:
-            key = f"{layer.layer.name}/{weight_name(weight)}"
+            key = weight_key(layer, weight)
             if schedule.scope == "global":
                 global_groups.setdefault(schedule.pruning_rate, []).append(key)
             else:
@@ -119,7 +119,7 @@ def snapshot_variables(model) -> Dict[str, tf.Variable]:
     for layer in flat_layers(model):
         inner = unwrapped(layer)
         for variable in inner.weights:
-            key = f"{inner.name}/{weight_name(variable)}"
+            key = weight_key(inner, variable)
             if key in result and result[key] is not variable:
                 raise ValueError(f"two model weights are both named {key!r}: give the layers unique names")
             result[key] = variable

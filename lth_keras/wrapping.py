@@ -46,6 +46,11 @@ def weight_name(variable) -> str:
     return variable.name.split("/")[-1].split(":")[0]
 
 
+def weight_key(layer, variable) -> str:
+    """The key masks and snapshots use for a layer's variable, e.g. 'fc1/kernel' (a wrapper: its layer's)."""
+    return f"{unwrapped(layer).name}/{weight_name(variable)}"
+
+
 def unwrapped(layer):
     """The layer a pruning wrapper wraps; any other layer itself."""
     return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
@@ -303,7 +308,7 @@ def _warn_if_first_round_empties(model) -> None:
         for weight, _, _ in layer.pruning_vars:
             size = weight.shape.num_elements()
             if schedule.scope == "layerwise" and count_to_prune(size, schedule.pruning_rate) == size:
-                key = f"{layer.layer.name}/{weight_name(weight)}"
+                key = weight_key(layer, weight)
                 when = f"at rate {schedule.pruning_rate}, the first round"
                 notices.warn_emptied(key, size, when)
 

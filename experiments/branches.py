@@ -13,7 +13,7 @@ import dataclasses
 from typing import Callable, Dict, List
 
 import lth_keras
-from experiments import components, layout, progress
+from experiments import components, integrity, layout, progress
 from lth_keras import pipelines
 
 
@@ -30,6 +30,11 @@ class Branch:
         round records of one replicate; `dirs` has the "read" and "write" run directories.
       check: (config) -> None; raises ValueError naming a flag this branch cannot take,
         before anything is written.
+      preflight: (branch, config, experiment, replicate, model) -> the damaged files of the
+        replicate's run that can be rebuilt; raises (RunFileError, ValueError, FileNotFoundError)
+        when a stored file it relies on cannot be used. `model` is a freshly built model to try
+        stored weights and masks on. Writes no file: the runner calls it for every replicate
+        before anything is written.
     """
 
     name: str
@@ -37,6 +42,7 @@ class Branch:
     description: str
     line_style: str
     run: Callable[..., List[dict]]
+    preflight: Callable[..., List[integrity.Problem]]
     check: Callable[..., None] = lambda config: None
 
     def train(self, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
@@ -49,6 +55,65 @@ def refuse_if_diverged(run: str) -> None:
     where = progress.divergence(run)
     if where is not None:
         raise ValueError(progress.diverged_message(run, where))
+
+
+def check_own_run(config, run: str, model, rewinds: bool) -> List[integrity.Problem]:
+    """The run's damaged files that can be rebuilt; refuses any other, or a diverged run.
+
+    Reads what resuming will: the round records, the newest checkpoint's progress and (if the
+    run `rewinds`) the θ files it names, tried on `model`. With --overwrite the run is deleted
+    before training, so nothing of it is checked.
+    """
+    if config.overwrite:
+        return []
+    found = integrity.problems(run)
+    integrity.refuse([p for p in found if p.source is None])
+    refuse_if_diverged(run)
+    if not found:  # else the files rebuilt first are read when the replicate starts
+        progress.finished_rounds(run)
+        point = progress.resume_point(run)
+        if point is not None and rewinds:
+            progress.load_thetas(run, point["state"], lth_keras.take_snapshot(model))
+    return found
+
+
+def preflight_ticket(branch, config, experiment, replicate, model) -> List[integrity.Problem]:
+    return check_own_run(config, layout.run_dir(experiment, branch.name, replicate), model, rewinds=True)
+
+
+def preflight_control(branch, config, experiment, replicate, model) -> List[integrity.Problem]:
+    """A control relies on the ticket's θ₀, masks and records: any of them damaged is refused
+    (the ticket's own command rebuilds what can be)."""
+    ticket_dir = layout.run_dir(experiment, TICKET.name, replicate)
+    integrity.refuse([p for p in integrity.problems(ticket_dir) if not integrity.in_checkpoint(p.path)])
+    ticket_rounds = progress.finished_rounds(ticket_dir)
+    if not ticket_rounds:
+        raise FileNotFoundError(
+            f"--control={config.control} retrains the ticket's saved masks, but {ticket_dir} has no "
+            "finished round: run the same command with --control=none first"
+        )
+    _ticket_theta_0(ticket_dir, model)
+    for record in ticket_rounds[: config.prune_iters + 1]:
+        _ticket_masks(layout.round_dir(ticket_dir, record["round"]), model)
+    return check_own_run(config, layout.run_dir(experiment, branch.name, replicate), model, rewinds=False)
+
+
+def _ticket_theta_0(ticket_dir: str, model):
+    """The ticket's θ₀, refused (RunFileError) if unreadable or not of `model`."""
+    path = layout.theta_file(ticket_dir, "theta_0")
+    with progress.reading(path, progress.START_ANEW):
+        theta_0 = lth_keras.WeightSnapshot.load(path)
+        shapes = {key: value.shape for key, value in lth_keras.take_snapshot(model).items()}
+        lth_keras.model_state.check_snapshot_fits(theta_0, shapes)
+    return theta_0
+
+
+def _ticket_masks(round_directory: str, model):
+    """A round's masks, set on `model`; refused (RunFileError) if unreadable or not of `model`."""
+    with progress.reading(layout.masks_file(round_directory), progress.redo_from(round_directory)):
+        masks = lth_keras.Masks.load(round_directory)
+        lth_keras.set_masks(model, masks)
+    return masks
 
 
 def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None):
@@ -102,7 +167,6 @@ def run_ticket(branch, config, splits, strategy, dirs, experiment, replicate, se
     done = progress.finished_rounds(dirs["read"])
     if len(done) >= total:
         return done[:total]
-    refuse_if_diverged(dirs["read"])
     with strategy.scope():
         model = components.build_model(config, splits, seed)
         components.compile_model(model, config)
@@ -143,17 +207,8 @@ def _refuse_one_shot(config) -> None:
 
 def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain) -> List[dict]:
     """Retrains each of the ticket's saved masks under a control, one round per level."""
-    ticket_rounds = progress.finished_rounds(ticket_dir)
-    if not ticket_rounds:
-        raise FileNotFoundError(
-            f"--control={config.control} retrains the ticket's saved masks, but {ticket_dir} has no "
-            "finished round: run the same command with --control=none first"
-        )
-    theta_path = layout.theta_file(ticket_dir, "theta_0")
-    with progress.reading(theta_path, progress.START_ANEW):
-        theta_0 = lth_keras.WeightSnapshot.load(theta_path)
+    ticket_rounds = progress.finished_rounds(ticket_dir)  # preflight_control checked there is one
     done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
-    refuse_if_diverged(dirs["read"])
     for record in ticket_rounds[: config.prune_iters + 1]:
         index = record["round"]
         if index in done:
@@ -162,11 +217,8 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
         control_seed = seed + 1 + index
         with strategy.scope():
             model = components.build_model(config, splits, seed)
-            with progress.reading(layout.masks_file(round_directory), progress.redo_from(round_directory)):
-                masks = lth_keras.Masks.load(round_directory)
-                lth_keras.set_masks(model, masks)
-            with progress.reading(theta_path, progress.START_ANEW):  # a θ₀ that does not fit shows here
-                retrain(model, masks, theta_0, control_seed)
+            masks = _ticket_masks(round_directory, model)
+            retrain(model, masks, _ticket_theta_0(ticket_dir, model), control_seed)
             components.compile_model(model, config)
         callback = _round_logger(branch, config, splits, dirs, first_round=index, is_ticket=False)
         point = progress.resume_point(dirs["read"], only_round=index)
@@ -188,6 +240,7 @@ TICKET = Branch(
     "find the ticket by iterative (or one-shot) magnitude pruning",
     "-",
     run_ticket,
+    preflight_ticket,
 )
 REINIT = Branch(
     "reinit",
@@ -195,6 +248,7 @@ REINIT = Branch(
     "retrain each of the ticket's masks with weights drawn afresh from their initializers",
     "--",
     _retrain_ticket_masks(_reinit),
+    preflight_control,
     _refuse_one_shot,
 )
 BRANCHES: Dict[str, Branch] = {
@@ -208,6 +262,7 @@ BRANCHES: Dict[str, Branch] = {
             "retrain a random mask with each round's per-layer counts, from θ₀",
             ":",
             _retrain_ticket_masks(_random_prune),
+            preflight_control,
             _refuse_one_shot,
         ),
     )

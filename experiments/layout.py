@@ -3,10 +3,12 @@
     <output_dir>/<model>_<dataset>-<hash>/config.json
     <output_dir>/<model>_<dataset>-<hash>/<branch>.lock     pid and host of the run writing <branch>
     <output_dir>/<model>_<dataset>-<hash>/<branch>/replicate_<i>/
+        manifest.json                       size and digest of each file below (experiments/manifest.py)
         theta_0.npz, theta_k.npz            the weights rounds rewind to (ticket branch)
         tensorboard/                        per-round scalars and plots, HParams
-        round_<n>/masks.npz                 the round's mask
-        round_<n>/metrics.json              the round's record; its presence marks the round done
+        round_<n>/                          a ticket (lth_keras/tickets.py): masks.npz, theta_0.npz
+                                            (theta_k.npz) and rounds.json, written when the round ends;
+                                            rounds.json, written last, marks the round done
         round_<n>/checkpoint/               model + optimizer + progress, while needed to resume
         round_<n>/diverged.json             where training diverged (the round never finished)
     <output_dir>/report.csv, accuracy.png, early_stop.png   written by experiments.report
@@ -20,10 +22,9 @@ import os
 import re
 
 from experiments import config as config_lib
-from lth_keras.masks import MASKS_FILE
+from lth_keras import tickets
 
 CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
 DIVERGED_FILE = "diverged.json"
 LOCK_SUFFIX = ".lock"
 REPORT_CSV = "report.csv"
@@ -66,20 +67,21 @@ def round_dir(run: str, round_index: int) -> str:
 
 
 def masks_file(round_directory: str) -> str:
-    return os.path.join(round_directory, MASKS_FILE)
+    return tickets.masks_file(round_directory)
 
 
-def metrics_file(round_directory: str) -> str:
-    return os.path.join(round_directory, METRICS_FILE)
+def record_file(round_directory: str) -> str:
+    """The round's records (its own last); written last, so its presence marks the round done."""
+    return tickets.rounds_file(round_directory)
 
 
 def diverged_file(round_directory: str) -> str:
     return os.path.join(round_directory, DIVERGED_FILE)
 
 
-def theta_file(run: str, name: str) -> str:
-    """`name` is 'theta_0' or 'theta_k'."""
-    return os.path.join(run, f"{name}.npz")
+def theta_file(directory: str, name: str) -> str:
+    """θ `name` ('theta_0' or 'theta_k') of a run, or of one of its rounds."""
+    return tickets.theta_file(directory, name)
 
 
 def checkpoint_dir(round_directory: str) -> str:

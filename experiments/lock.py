@@ -70,9 +70,36 @@ class RunLock:
     def __init__(self, path: str):
         self.path = path
         self.held = False
+        self._created_directories = []
 
     def __enter__(self) -> "RunLock":
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._make_directories(os.path.dirname(os.path.abspath(self.path)))
+        try:
+            self._acquire()
+        except BaseException:
+            self._remove_created_directories()
+            raise
+        self.held = True
+        return self
+
+    def _make_directories(self, directory: str) -> None:
+        """Creates `directory` and its missing parents, remembering them for `__exit__`."""
+        missing = []
+        while not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        os.makedirs(missing[0] if missing else directory, exist_ok=True)
+        self._created_directories = missing  # innermost first
+
+    def _remove_created_directories(self) -> None:
+        """A refused run leaves no directory behind: those the lock created go if still empty."""
+        for directory in self._created_directories:
+            try:
+                os.rmdir(directory)
+            except OSError:  # not empty: the run wrote there
+                return
+
+    def _acquire(self) -> None:
         while not self._try_create():
             owner = self._remove_if_stale()
             if owner is not None:
@@ -81,8 +108,6 @@ class RunLock:
                     "wait for it to finish (or stop it), then re-run. If that process is gone, "
                     "delete the lock file"
                 )
-        self.held = True
-        return self
 
     def __exit__(self, *exc_info) -> None:
         if self.held:
@@ -91,6 +116,7 @@ class RunLock:
                 os.remove(self.path)
             except FileNotFoundError:  # deleted by hand, or by --overwrite of a stale experiment
                 pass
+            self._remove_created_directories()
 
     def _try_create(self) -> bool:
         tmp_path = f"{self.path}.{os.getpid()}.tmp"

@@ -8,7 +8,6 @@ the callback's progress) every `checkpoint_every` iterations and at each round's
 (SIGINT/SIGTERM), and without one when training diverges (`diverged.json`).
 """
 
-import contextlib
 import errno
 import glob
 import json
@@ -20,31 +19,18 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 
 import lth_keras
-from experiments import layout
-from lth_keras import storage
+from experiments import integrity, layout
+from experiments.manifest import Manifest
+from lth_keras import storage, tickets
 from lth_keras.paper import report
 
-START_ANEW = "re-run with --overwrite to start anew"
-
-
-def redo_from(round_directory: str) -> str:
-    """What to do about a bad file of a round."""
-    return f"delete {round_directory} and any later round_* directories to redo from there, or {START_ANEW}"
-
-
-class RunFileError(ValueError):
-    """A stored file of a run is unreadable, missing or from another experiment."""
-
-
-@contextlib.contextmanager
-def reading(path: str, advice: str):
-    """Turns any failure to read or apply the file at `path` into a RunFileError saying what to do."""
-    try:
-        yield
-    except RunFileError:
-        raise
-    except Exception as e:  # TF and numpy raise many kinds for a damaged file
-        raise RunFileError(f"cannot use {path}: {e}. To go on: {advice}") from e
+# Where a stored file fails: the error and its advice (kept here for callers of progress).
+START_ANEW, redo_from, RunFileError, reading = (
+    integrity.START_ANEW,
+    integrity.redo_from,
+    integrity.RunFileError,
+    integrity.reading,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -90,18 +76,22 @@ def round_scalars(record) -> Dict[str, float]:
     return scalars
 
 
-def finished_rounds(run: str) -> List[Dict[str, Any]]:
-    """The records of the rounds a run has finished, 0, 1, ... without gaps."""
+def finished_rounds(run: str, stop_before: Optional[int] = None) -> List[Dict[str, Any]]:
+    """The records of the rounds a run has finished, 0, 1, ... without gaps (and before
+    round `stop_before`, if given)."""
     records = []
     for index in layout.round_indices(run):
-        path = layout.metrics_file(layout.round_dir(run, index))
+        if stop_before is not None and index >= stop_before:
+            break
+        round_directory = layout.round_dir(run, index)
+        path = layout.record_file(round_directory)
         if index != len(records) or not os.path.exists(path):
             break
-        with reading(path, redo_from(layout.round_dir(run, index))):
-            record = storage.load_json(path)
-            if not isinstance(record, dict) or record.get("round") != index:
-                raise ValueError(f"it is not the record of round {index}")
-        records.append(record)
+        with reading(path, redo_from(round_directory)):
+            rounds = tickets.load_rounds(round_directory)
+            if not rounds or rounds[-1]["round"] != index:
+                raise ValueError(f"it does not end with the record of round {index}")
+        records.append(rounds[-1])
     return records
 
 
@@ -146,20 +136,21 @@ def resume_point(run: str, only_round: Optional[int] = None) -> Optional[Dict[st
     return None
 
 
-def load_thetas(run: str, state: Dict[str, Any]):
-    """The θ₀ and θ_k (None unless the saved state had captured it) a resumed ticket rewinds to."""
+def load_thetas(run: str, state: Dict[str, Any], fresh):
+    """The θ₀ and θ_k (None unless the saved state had captured it) a resumed ticket rewinds to.
+
+    Refuses weights saved from another model: names and shapes must be those of `fresh`
+    (a snapshot of the freshly built model).
+    """
     thetas = []
     for name, needed in (("theta_0", True), ("theta_k", state["callback"]["has_theta_k"])):
         path = layout.theta_file(run, name)
         with reading(path, START_ANEW):
-            thetas.append(lth_keras.WeightSnapshot.load(path) if needed else None)
+            snapshot = lth_keras.WeightSnapshot.load(path) if needed else None
+            if snapshot is not None:
+                lth_keras.model_state.check_snapshot_fits(snapshot, {k: v.shape for k, v in fresh.items()})
+        thetas.append(snapshot)
     return thetas
-
-
-def check_fits(snapshot, fresh, path: str) -> None:
-    """Refuses weights saved from another model: names and shapes must be the fresh model's."""
-    with reading(path, START_ANEW):
-        lth_keras.model_state.check_snapshot_fits(snapshot, {k: v.shape for k, v in fresh.items()})
 
 
 def restore(model, callback, point, theta_dir: Optional[str] = None) -> int:
@@ -174,10 +165,7 @@ def restore(model, callback, point, theta_dir: Optional[str] = None) -> int:
     callback.prepare(model)  # the optimizer's fresh state, before the checkpoint overwrites it
     theta_0 = theta_k = None
     if theta_dir is not None:
-        theta_0, theta_k = load_thetas(theta_dir, point["state"])
-        for snapshot, name in ((theta_0, "theta_0"), (theta_k, "theta_k")):
-            if snapshot is not None:
-                check_fits(snapshot, callback.theta_0, layout.theta_file(theta_dir, name))
+        theta_0, theta_k = load_thetas(theta_dir, point["state"], callback.theta_0)
     with reading(point["path"], redo_from(point["round_dir"])):
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         checkpoint.restore(point["path"]).assert_consumed()
@@ -211,14 +199,16 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
     def set_intervals_done(self, count: int) -> None:
         self._intervals_done = count
 
-    # Files are written after the callback's own work, so they describe a consistent state.
+    # Files are written after the callback's own work, so they describe a consistent state;
+    # each is recorded in the run's manifest once complete.
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        self.manifest = Manifest.load(self.run_dir)
         self._save_theta()
-        for record in self.rounds:  # a round whose record was lost to a crash after its checkpoint
-            path = layout.metrics_file(layout.round_dir(self.run_dir, record["round"]))
-            if not os.path.exists(path):
-                storage.save_json(path, record)
+        if self.rounds:  # the last round's files, if a crash came between its checkpoint and them
+            last = self.rounds[-1]
+            if not os.path.exists(layout.record_file(layout.round_dir(self.run_dir, last["round"]))):
+                self._save_round_ticket(last)
 
     def on_epoch_end(self, epoch, logs=None):
         self._intervals_done = epoch + 1
@@ -236,49 +226,92 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
             self.model.stop_training = True
 
     def on_diverged(self, where):
-        storage.save_json(layout.diverged_file(layout.round_dir(self.run_dir, where["round"])), where)
+        path = layout.diverged_file(layout.round_dir(self.run_dir, where["round"]))
+        storage.save_json(path, where)
+        self.manifest.record(path)
 
     def on_round_end(self, record):
-        round_directory = layout.round_dir(self.run_dir, record["round"])
-        lth_keras.get_masks(self.model).save(round_directory)
-        if self.is_ticket:
-            self._checkpoint(round_directory)
-        storage.save_json(layout.metrics_file(round_directory), record)  # marks the round done
+        self._save_theta()  # θ_k may have been captured in this very interval
+        if self.is_ticket:  # the next round prunes from this state
+            self._checkpoint(layout.round_dir(self.run_dir, record["round"]))
+        self._save_round_ticket(record)
         self._drop_old_checkpoints(record["round"])
         self._write_tensorboard(record)
+
+    def _save_round_ticket(self, record):
+        """The round's directory as a ticket: masks, the θ it rewinds to, the records (last).
+
+        A ticket round links the run's θ files; a control round keeps the weights it started from.
+        """
+        round_directory = layout.round_dir(self.run_dir, record["round"])
+        rounds = [r for r in self.rounds if r["round"] <= record["round"]]
+        if self.is_ticket:
+            thetas = {name: layout.theta_file(self.run_dir, name) for name in self._thetas_captured()}
+            ticket = tickets.Ticket(lth_keras.get_masks(self.model), None, None, rounds)
+        else:
+            thetas = {}
+            ticket = tickets.Ticket(lth_keras.get_masks(self.model), self.theta_0, None, rounds)
+        tickets.save_ticket(round_directory, ticket, thetas, on_written=self.manifest.record)
+
+    def _thetas_captured(self):
+        return [name for name in tickets.THETAS if os.path.exists(layout.theta_file(self.run_dir, name))]
 
     def _save_theta(self):
         if not self.is_ticket:
             return
-        for name in ("theta_0", "theta_k"):
+        for name in tickets.THETAS:
             snapshot, path = getattr(self, name), layout.theta_file(self.run_dir, name)
             if snapshot is not None and not os.path.exists(path):
                 snapshot.save(path)
+                self.manifest.record(path)
 
     def _checkpoint(self, round_directory: str):
         directory = layout.checkpoint_dir(round_directory)
         checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
         manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
         state = {"epoch": self._intervals_done, "callback": self.state_dict()}
-        storage.save_json(layout.state_file(directory, self._intervals_done), state)
+        state_path = layout.state_file(directory, self._intervals_done)
+        storage.save_json(state_path, state)
         try:
-            manager.save(checkpoint_number=self._intervals_done)
+            path = manager.save(checkpoint_number=self._intervals_done)
         except tf.errors.OpError as e:
             if os.strerror(errno.ENOSPC) in str(e):
                 raise storage.DiskFullError(directory) from e
             raise
-        for path in glob.glob(os.path.join(directory, "state-*.json")):  # keep the states of kept checkpoints
-            number = int(re.search(r"state-(\d+)\.json$", path).group(1))
-            if not any(p.endswith(f"-{number}") for p in manager.checkpoints):
-                os.remove(path)
+        self.manifest.record(state_path, *glob.glob(path + ".*"), layout.checkpoint_index_file(directory))
+        kept = {int(re.search(r"-(\d+)$", p).group(1)) for p in manager.checkpoints}
+        for old in glob.glob(os.path.join(directory, "*-*")):  # files of checkpoints the manager dropped
+            match = re.search(r"-(\d+)(\.[^/]*)?$", old)
+            if match and int(match.group(1)) not in kept:
+                if os.path.exists(old):
+                    os.remove(old)
+                self.manifest.forget(old)
 
     def _drop_old_checkpoints(self, finished_round: int):
-        """Rounds before the one just finished (a control: up to it) no longer need checkpoints."""
+        """Rounds before the one just finished (a control: up to it) no longer need checkpoints,
+        once the finished round's files and their own verify; a checkpoint is kept (and said)
+        while it is the only good copy of its round's masks or record."""
+        damaged = self._damaged_round_files(finished_round)
         for index in layout.round_indices(self.run_dir):
-            if index < finished_round or (index == finished_round and not self.is_ticket):
-                shutil.rmtree(
-                    layout.checkpoint_dir(layout.round_dir(self.run_dir, index)), ignore_errors=True
-                )
+            if not (index < finished_round or (index == finished_round and not self.is_ticket)):
+                continue
+            directory = layout.checkpoint_dir(layout.round_dir(self.run_dir, index))
+            if not os.path.isdir(directory):
+                continue
+            damaged_here = damaged + self._damaged_round_files(index)
+            if damaged_here:
+                print(f"keeping {directory}: {', '.join(damaged_here)} did not verify; re-run to rebuild")
+                continue
+            shutil.rmtree(directory, ignore_errors=True)
+            self.manifest.forget(directory)
+
+    def _damaged_round_files(self, index: int) -> List[str]:
+        """The files of a round's ticket that are missing from the manifest or fail it."""
+        round_directory = layout.round_dir(self.run_dir, index)
+        names = [tickets.MASKS_FILE, tickets.ROUNDS_FILE] + [f"{name}.npz" for name in tickets.THETAS]
+        paths = [os.path.join(round_directory, name) for name in names]
+        must_exist = paths[:2]
+        return [p for p in paths if (p in must_exist or os.path.exists(p)) and not self.manifest.verifies(p)]
 
     def _write_tensorboard(self, record):
         with self.writer.as_default():

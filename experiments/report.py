@@ -5,8 +5,9 @@
 For each experiment: a Markdown table (weights remaining per round; for the ticket and
 each control: test accuracy at the early-stop step and at the end, and the early-stop
 iteration, mean ± std over replicates) and a one-line verdict, followed by a line for each
-replicate whose training diverged (its finished rounds are reported as usual). Writes report.csv,
-accuracy.png and early_stop.png (all experiments on one plot) to --out (default: the
+replicate whose training diverged (its finished rounds are reported as usual) and for each
+replicate whose files fail verification (its rounds from the first damaged one are left
+out). Writes report.csv, accuracy.png and early_stop.png (all experiments on one plot) to --out (default: the
 first directory given).
 """
 
@@ -19,7 +20,8 @@ from typing import Dict, List
 from absl import app, flags
 
 from experiments import branches as branches_lib
-from experiments import layout, progress
+from experiments import integrity, layout, progress
+from experiments.manifest import MANIFEST_FILE
 from lth_keras import storage
 from lth_keras.paper import report
 
@@ -27,14 +29,32 @@ flags.DEFINE_string("out", None, "Where report.csv and the plots go (default: th
 FLAGS = flags.FLAGS
 
 
-def load_experiment(experiment: str) -> Dict[str, List[dict]]:
-    """Branch name -> rows aggregated over that branch's replicates (finished rounds only)."""
+def verified_rounds(run: str, notes: List[str]) -> List[dict]:
+    """The run's finished rounds before the first whose files fail verification; a note says
+    what was left out and why."""
+    found = integrity.problems(run)
+    label = os.path.relpath(run, os.path.dirname(os.path.dirname(run))).replace(os.sep, " ")
+    if any(os.path.basename(p.path) == MANIFEST_FILE for p in found):
+        notes.append(f"{label} left out: its files cannot be verified ({found[0].what} manifest)")
+        return []
+    bad = integrity.damaged_rounds(run, found)
+    rounds = progress.finished_rounds(run, stop_before=bad[0] if bad else None)
+    if found:
+        left_out = f"rounds {bad[0]} on left out" if bad else "its rounds are reported"
+        notes.append(
+            f"{label}: {len(found)} files fail verification, {left_out} (python -m experiments.verify {run})"
+        )
+    return rounds
+
+
+def load_experiment(experiment: str, notes: List[str]) -> Dict[str, List[dict]]:
+    """Branch name -> rows aggregated over that branch's replicates (verified finished rounds only)."""
     branches = {}
     for branch in sorted(os.listdir(experiment)):
         path = os.path.join(experiment, branch)
         if not os.path.isdir(path):
             continue
-        replicates = [progress.finished_rounds(run) for run in layout.replicate_dirs(path)]
+        replicates = [verified_rounds(run, notes) for run in layout.replicate_dirs(path)]
         replicates = [rounds for rounds in replicates if rounds]
         if replicates:
             branches[branch] = report.aggregate(replicates)
@@ -59,10 +79,11 @@ def build_report(directories: List[str], out: str) -> str:
     experiments, notes = {}, {}
     for directory in directories:
         for experiment in layout.find_experiments(directory):
-            branches, diverged = load_experiment(experiment), divergences(experiment)
-            if branches or diverged:  # a run that diverged in round 0 has no finished round
+            left_out = []
+            branches, diverged = load_experiment(experiment, left_out), divergences(experiment)
+            if branches or diverged or left_out:  # a run that diverged in round 0 has no finished round
                 experiments[os.path.basename(experiment)] = branches
-                notes[os.path.basename(experiment)] = diverged
+                notes[os.path.basename(experiment)] = diverged + left_out
     if not experiments:
         raise ValueError(f"no finished rounds found under {', '.join(directories)}")
     sections, rows = [], []

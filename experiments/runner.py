@@ -25,7 +25,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import lth_keras
-from experiments import branches, components, layout, lock, progress
+from experiments import branches, components, integrity, layout, lock, progress
 from experiments import config as config_lib
 from lth_keras import storage
 from lth_keras.paper import datasets, models, report
@@ -70,34 +70,54 @@ def _overwrite(branch, experiment: str) -> None:
             os.remove(target)
 
 
-def prepare_experiment(config, branch, experiment: str) -> None:
-    """Checks a stored experiment matches this command (or clears `branch` with --overwrite)."""
+def check_stored_config(config, experiment: str) -> None:
+    """Refuses a stored experiment whose settings differ from this command's (unless --overwrite)."""
     path = layout.config_file(experiment)
+    if config.overwrite or not os.path.exists(path):
+        return
+    with progress.reading(path, progress.START_ANEW):
+        stored = storage.load_json(path)
+        if not isinstance(stored, dict):
+            raise ValueError("it does not hold a configuration")
+    stored_settings = {k: v for k, v in stored.items() if k not in config_lib.RUN_FIELDS}
+    given = config_lib.result_settings(config)
+    differ = sorted(k for k in set(stored_settings) | set(given) if stored_settings.get(k) != given.get(k))
+    if differ:
+        details = ", ".join(f"{k}: stored {stored_settings.get(k)!r}, given {given.get(k)!r}" for k in differ)
+        raise ValueError(
+            f"{experiment} holds an experiment with other settings ({details}); "
+            "use another --output_dir, or --overwrite to replace it"
+        )
+
+
+def check_before_writing(config, branch, experiment: str, splits) -> Dict[int, list]:
+    """Every check that can refuse the command, reading only; returns the damaged files each
+    replicate can rebuild. Raises naming what cannot be used."""
+    check_stored_config(config, experiment)
+    model = components.build_model(config, splits, config.seed)  # to try stored weights on
+    return {r: branch.preflight(branch, config, experiment, r, model) for r in range(config.replicates)}
+
+
+def prepare_experiment(config, branch, experiment: str) -> None:
+    """Clears `branch` with --overwrite, and stores this command's config when it changed."""
     if config.overwrite:
         _overwrite(branch, experiment)
-    if os.path.exists(path):
-        with progress.reading(path, progress.START_ANEW):
-            stored = storage.load_json(path)
-            if not isinstance(stored, dict):
-                raise ValueError("it does not hold a configuration")
-        stored_settings = {k: v for k, v in stored.items() if k not in config_lib.RUN_FIELDS}
-        given = config_lib.result_settings(config)
-        differ = sorted(
-            k for k in set(stored_settings) | set(given) if stored_settings.get(k) != given.get(k)
-        )
-        if differ:
-            details = ", ".join(
-                f"{k}: stored {stored_settings.get(k)!r}, given {given.get(k)!r}" for k in differ
-            )
-            raise ValueError(
-                f"{experiment} holds an experiment with other settings ({details}); "
-                "use another --output_dir, or --overwrite to replace it"
-            )
-    storage.save_json(path, dataclasses.asdict(config))
+    path = layout.config_file(experiment)
+    settings = json.loads(json.dumps(dataclasses.asdict(config)))  # as JSON reads it back
+    try:
+        unchanged = storage.load_json(path) == settings
+    except (FileNotFoundError, ValueError):  # none yet, or a control's --overwrite over a bad one
+        unchanged = False
+    if not unchanged:
+        storage.save_json(path, settings)
 
 
 def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str = "") -> Dict[str, Any]:
-    """Runs (or resumes) every replicate of an experiment; returns {replicate: [round records]}."""
+    """Runs (or resumes) every replicate of an experiment; returns {replicate: [round records]}.
+
+    Whatever refuses the command (settings, a lock, a stored file, the data) does so before
+    anything is written.
+    """
     config_lib.validate(config, models=models.MODELS, datasets=datasets.DATASETS + ("synthetic",))
     branch = branches.selected(config.control)
     branch.check(config)
@@ -112,13 +132,16 @@ def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str =
     chief = components.is_chief(strategy)
     # One process per branch; other workers of a cluster write elsewhere and take no lock.
     with lock.RunLock(layout.lock_file(experiment, branch.name)) if chief else contextlib.nullcontext():
+        rebuilds = {}
         if chief:
+            rebuilds = check_before_writing(config, branch, experiment, splits)
             prepare_experiment(config, branch, experiment)
-        return _run_replicates(config, branch, splits, strategy, experiment, chief)
+        return _run_replicates(config, branch, splits, strategy, experiment, chief, rebuilds)
 
 
-def _run_replicates(config, branch, splits, strategy, experiment: str, chief: bool) -> Dict[str, Any]:
-    """Every replicate of `branch`; returns {replicate: [round records]}."""
+def _run_replicates(config, branch, splits, strategy, experiment, chief, rebuilds) -> Dict[str, Any]:
+    """Every replicate of `branch`, each first rebuilding the damaged files it can
+    (`rebuilds`: replicate -> integrity problems); returns {replicate: [round records]}."""
     # Other workers of a cluster train in lockstep, read the chief's files and write elsewhere.
     write_root = experiment if chief else tempfile.mkdtemp(prefix="lth_keras_worker_")
     results = {}
@@ -129,6 +152,10 @@ def _run_replicates(config, branch, splits, strategy, experiment: str, chief: bo
             "read": layout.run_dir(experiment, branch.name, replicate),
             "write": layout.run_dir(write_root, branch.name, replicate),
         }
+        if rebuilds.get(replicate):
+            with strategy.scope():
+                build = lambda: components.build_model(config, splits, seed)  # noqa: E731
+                integrity.rebuild(dirs["read"], rebuilds[replicate], build)
         with tf.summary.create_file_writer(layout.tensorboard_dir(dirs["write"])).as_default():
             from tensorboard.plugins.hparams import api as hparams_api
 

@@ -50,14 +50,14 @@ def test_a_diverged_run_stops_is_refused_on_rerun_and_reported(tmp_path):
     message = f"training diverged at round 1, step 20 (a weight is NaN or inf) in {run}"
     assert f"error: {message}; its finished rounds are kept. Re-running refuses" in process.stderr_text
     assert json.load(open(diverged)) == {"round": 1, "step": 20, "reason": "a weight is NaN or inf"}
-    assert os.path.exists(layout.metrics_file(layout.round_dir(run, 0)))
-    assert not os.path.exists(layout.metrics_file(layout.round_dir(run, 1)))
+    assert os.path.exists(layout.record_file(layout.round_dir(run, 0)))
+    assert not os.path.exists(layout.record_file(layout.round_dir(run, 1)))
     # round 1's checkpoints are from before the NaN (epoch 4 ends round 0; 6 was not written)
     assert progress.resume_point(run)["state"]["epoch"] == 4
 
     again = run_experiment("lenet", *FLAGS, f"--output_dir={tmp_path}")
     assert again.returncode == 2 and message in again.stderr and "delete " + diverged in again.stderr
-    assert not os.path.exists(layout.metrics_file(layout.round_dir(run, 1)))  # nothing retrained
+    assert not os.path.exists(layout.record_file(layout.round_dir(run, 1)))  # nothing retrained
 
     text = report_cli.build_report([str(tmp_path)], str(tmp_path))
     assert "ticket replicate 0 diverged at round 1, step 20 (a weight is NaN or inf)" in text

@@ -48,8 +48,8 @@ def _killed(output_dir, when, count):
 def test_sigkilled_run_resumes_to_identical_results(lenet_reference, tmp_path, when, count):
     _killed(tmp_path, when, count)
     run = ticket_run_dir(tmp_path)
-    assert os.path.exists(layout.metrics_file(layout.round_dir(run, 0)))
-    assert not os.path.exists(layout.metrics_file(layout.round_dir(run, 2)))
+    assert os.path.exists(layout.record_file(layout.round_dir(run, 0)))
+    assert not os.path.exists(layout.record_file(layout.round_dir(run, 2)))
     result = run_lenet(tmp_path)
     assert "resuming" in result.stdout
     assert_same_runs(lenet_reference, tmp_path)

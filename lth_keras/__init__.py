@@ -30,6 +30,7 @@ _EXPORTS = {
     "reinit": "lth_keras.controls",
     "fuse_steps": "lth_keras.fused_steps",
     "InvariantError": "lth_keras.invariants",
+    "KerasInternalsChanged": "lth_keras.keras_internals",
     "LotteryWarning": "lth_keras.notices",
     "Masks": "lth_keras.masks",
     "magnitude_prune": "lth_keras.masks",

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from lth_keras import notices
 from lth_keras._keras import check_keras2_model
+from lth_keras.keras_internals import private_attribute
 from lth_keras.wrapping import flat_layers, unwrapped
 
 _BLOCK_STEPS = "_lth_block_steps"  # on a train function made here: the steps of each block
@@ -33,7 +34,7 @@ def fuse_steps(model):
     Returns the model.
     """
     check_keras2_model(model)
-    if not getattr(model, "_is_compiled", False) or model.optimizer is None:
+    if not private_attribute(model, "_is_compiled", "whether a model is compiled") or model.optimizer is None:
         raise ValueError("compile the model (with its steps_per_execution) before fuse_steps(model)")
     strategy = model.distribute_strategy
     if strategy.num_replicas_in_sync != 1:

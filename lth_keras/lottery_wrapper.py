@@ -14,7 +14,7 @@ every step, not only once the next forward pass has masked them.
 
 Where a constraint cannot serve, the wrapper masks in `call` as tfmot does: embeddings
 (their gradients are sparse, and Keras's legacy optimizers refuse constraints on sparse
-updates) and variables of a kind it does not know how to constrain.
+updates) and variables of a kind it does not know how to constrain (not a `tf.Variable`).
 
 Everything else (the mask and threshold variables, `pruning_vars`, `strip_pruning`,
 saving and loading) is tfmot's, inherited unchanged.
@@ -26,6 +26,7 @@ import tensorflow as tf
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
 from lth_keras._keras import keras
+from lth_keras.keras_internals import internals_changed, private_attribute
 
 WRAPPER_NAME_PREFIX = "prune_low_magnitude_"
 
@@ -45,22 +46,37 @@ class KeepPrunedAtZero:
 
 def _resource_variables(variable):
     """The plain resource variables behind a (mixed-precision, distributed) Keras variable."""
-    variable = getattr(variable, "_variable", variable)  # AutoCastVariable
-    components = getattr(variable, "_values", None)  # DistributedVariable: one per replica
-    return list(components) if components is not None else [variable]
+    variable = getattr(variable, "_variable", variable)  # AutoCastVariable; a plain variable has none
+    if isinstance(variable, tf.distribute.DistributedValues):
+        return list(private_attribute(variable, "_values", "a distributed weight's per-replica variables"))
+    return [variable]
 
 
 def _constrain(weight, mask) -> bool:
     """Gives `weight` the mask constraint; False if its kind of variable is not known."""
     components = _resource_variables(weight)
-    if not all(isinstance(v, tf.Variable) and hasattr(v, "_constraint") for v in components):
+    if not all(isinstance(v, tf.Variable) for v in components):
         return False
     constraint = weight.constraint
     if not isinstance(constraint, KeepPrunedAtZero):  # built twice: keep one mask constraint
         constraint = KeepPrunedAtZero(mask, constraint)
     for component in components:
         component._constraint = constraint
+    _check_constraint_set(weight, components, constraint)
     return True
+
+
+def _check_constraint_set(weight, components, constraint) -> None:
+    """Raises KerasInternalsChanged unless `weight` and its variables now report `constraint`.
+
+    The constraint is set through private attributes; had one been renamed, it would land
+    on the wrong object and the optimizer would leave pruned weights free to grow again.
+    """
+    if weight.constraint is not constraint or any(v.constraint is not constraint for v in components):
+        raise internals_changed(
+            "the variables behind a weight, whose constraint the optimizer applies",
+            f"{type(weight).__name__}._variable / ._values / ._constraint",
+        )
 
 
 @keras.utils.register_keras_serializable(package="lth_keras")

@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from lth_keras import storage
+from lth_keras._keras import keras
+from lth_keras.keras_internals import internals_changed, private_attribute
 from lth_keras.masks import Masks
 from lth_keras.wrapping import (
     apply_masks_to_weights,
@@ -168,9 +170,19 @@ def optimizer_variables(optimizer):
 
 
 def loss_scale_variables(optimizer):
-    """A mixed-precision LossScaleOptimizer's dynamic loss scale and its counter; [] otherwise."""
-    loss_scale = getattr(optimizer, "_loss_scale", None)
-    return list(getattr(loss_scale, "_weights", {}).values())
+    """A mixed-precision LossScaleOptimizer's dynamic loss scale and its counter; [] otherwise.
+
+    tf_keras gives the scale only as a tensor, not its variable, so both are read from the
+    loss scale's private state; a static loss scale and a plain optimizer have none.
+    """
+    if not (isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer) and optimizer.dynamic):
+        return []
+    path = "_loss_scale._weights"
+    variables = list(private_attribute(optimizer, path, "the variables of the dynamic loss scale").values())
+    if not any(variable is optimizer.dynamic_counter for variable in variables):  # renamed or moved
+        what = "the dynamic loss scale's counter among its variables"
+        raise internals_changed(what, f"{type(optimizer).__name__}.{path}")
+    return variables
 
 
 def learning_rate_value(optimizer) -> Optional[float]:
@@ -196,8 +208,10 @@ class OptimizerReset:
         self.optimizer = optimizer
         strategy = strategy or tf.distribute.get_strategy()
         with strategy.scope():
-            if hasattr(optimizer, "_create_all_weights"):  # legacy optimizers
-                optimizer._create_all_weights(trainable_variables)
+            if isinstance(optimizer, keras.optimizers.legacy.Optimizer):  # has no public build
+                private_attribute(optimizer, "_create_all_weights", "a legacy optimizer's slot creation")(
+                    trainable_variables
+                )
             else:
                 optimizer.build(trainable_variables)
         self._initial = {}

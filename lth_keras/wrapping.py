@@ -10,6 +10,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras import (
 
 from lth_keras import notices
 from lth_keras._keras import check_keras2_model, keras
+from lth_keras.keras_internals import private_attribute
 from lth_keras.lottery_wrapper import LotteryPruneLowMagnitude
 from lth_keras.masks import count_to_prune
 from lth_keras.schedule import SCOPES, LotteryTicketSchedule
@@ -64,14 +65,18 @@ def flat_layers(model) -> List:
     return layers
 
 
-def _output_layers(model, prunable_names) -> set:
-    """Names of the prunable layers that feed a model output with no prunable layer between."""
+def _output_layers(model, prunable_names, settled) -> set:
+    """Names of the prunable layers that feed a model output with no prunable layer between.
+
+    Walks the model's graph back from its outputs, through nested models. A model with no
+    graph (subclassed, or a Sequential never built) is taken to end in its last prunable
+    layer; `settled` (excluded or given a rate) names layers that guess does not matter for.
+    """
+    if not model.outputs:
+        return _last_prunable_layer(model, prunable_names, settled)
     found, seen = set(), set()
-    stack = []
-    for tensor in getattr(model, "outputs", None) or []:
-        history = getattr(tensor, "_keras_history", None)
-        if history is not None:
-            stack.append(history.layer)
+    exits = {}  # id of a nested model's input layer -> the nested model, to walk on from
+    stack = _layers_that_made(model.outputs)
     while stack:
         layer = stack.pop()
         if id(layer) in seen:
@@ -79,14 +84,41 @@ def _output_layers(model, prunable_names) -> set:
         seen.add(id(layer))
         if layer.name in prunable_names:
             found.add(layer.name)
-            continue
-        for node in layer.inbound_nodes:
-            inbound = node.inbound_layers
-            stack.extend(inbound if isinstance(inbound, (list, tuple)) else [inbound])
-    if not found:  # no graph to walk (e.g. a Sequential built without Input): last prunable
-        ordered = [l.name for l in flat_layers(model) if l.name in prunable_names]
-        found = set(ordered[-1:])
+        elif isinstance(layer, keras.Model) and layer.outputs:
+            exits.update((id(entry), layer) for entry in _layers_that_made(layer.inputs))
+            stack.extend(_layers_that_made(layer.outputs))
+        else:
+            stack.extend(_inbound_layers(exits.get(id(layer), layer)))
     return found
+
+
+def _layers_that_made(tensors) -> List:
+    """The layer behind each of a graph's input or output tensors, from its Keras history."""
+    what = "the Keras history that links a model's input or output tensor to the layer that made it"
+    return [private_attribute(tensor, "_keras_history", what).layer for tensor in tensors]
+
+
+def _inbound_layers(layer) -> List:
+    """The layers whose outputs `layer` was called on, in every call."""
+    layers = []
+    for node in layer.inbound_nodes:
+        inbound = node.inbound_layers
+        layers.extend(inbound if isinstance(inbound, (list, tuple)) else [inbound])
+    return layers
+
+
+def _last_prunable_layer(model, prunable_names, settled) -> set:
+    """For a model with no graph to walk: its last prunable layer, said in a LotteryWarning."""
+    ordered = [layer.name for layer in flat_layers(model) if layer.name in prunable_names]
+    last = ordered[-1:]
+    if last and last[0] not in settled:
+        notices.warn(
+            f"model {model.name!r} has no graph to find its output layer in (it is subclassed, or a "
+            f"Sequential never built), so its last prunable layer, {last[0]!r}, is taken as the output "
+            f"layer and pruned at output_pruning_rate; give it a rate of its own with "
+            f"layer_pruning_rates={{{last[0]!r}: ...}} (or exclude it) to say that is meant"
+        )
+    return set(last)
 
 
 def _check_names(names: Iterable[str], known, argument: str) -> None:
@@ -149,7 +181,7 @@ def lottery_rates(
     for name in layer_pruning_rates:
         if name not in prunable:
             raise ValueError(f"`layer_pruning_rates` names layer {name!r}, which has no prunable weights")
-    outputs = _output_layers(model, prunable)
+    outputs = _output_layers(model, prunable, settled=exclude | set(layer_pruning_rates))
 
     rates = {}
     for name, layer in prunable.items():

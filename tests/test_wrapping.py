@@ -51,6 +51,17 @@ def test_output_layer_found_behind_a_weightless_activation():
     assert _rates(model) == {"hidden": 0.4, "last": 0.2}
 
 
+def test_output_layer_found_inside_a_nested_model():
+    head = keras.Sequential(
+        [keras.layers.Dense(6, name="fc2"), keras.layers.Dense(3, name="out")], name="head"
+    )
+    plain = keras.Sequential([keras.layers.Softmax(name="softmax")], name="probabilities")
+    inputs = keras.Input((5,))
+    outputs = plain(head(keras.layers.Dense(4, name="fc1")(inputs)))
+    model = lth_keras.prune_for_lottery(keras.Model(inputs, outputs), pruning_rate=0.4)
+    assert _rates(model) == {"fc1": 0.4, "fc2": 0.4, "out": 0.2}
+
+
 def test_copy_starts_with_the_same_weights_and_leaves_the_original_alone():
     original = dense_model()
     before = [w.copy() for w in original.get_weights()]

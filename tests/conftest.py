@@ -145,6 +145,20 @@ def lenet_reference(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="session")
+def two_rounds(tmp_path_factory):
+    """The output dir of a finished two-round ticket (tests/helpers/lenet_runs.TWO_ROUNDS,
+    run in-process); round 1 keeps checkpoints 6 and 8. Tests copy it before changing it."""
+    import dataclasses
+
+    from experiments import runner  # imports experiments: only when a test asks for this
+    from tests.helpers import lenet_runs
+
+    directory = tmp_path_factory.mktemp("two_rounds") / "runs"
+    runner.train_and_evaluate(dataclasses.replace(lenet_runs.TWO_ROUNDS, output_dir=str(directory)))
+    return directory
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)

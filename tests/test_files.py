@@ -13,17 +13,12 @@ from experiments.branches import TICKET
 from lth_keras import storage
 from tests.helpers.cli import run_experiment
 from tests.helpers.files import copy_tree, garbage, rerecord, tree_state, truncate
-from tests.helpers.lenet_runs import SMALL_LENET
-
-# Two finished rounds of 4 Keras epochs; round 1 keeps checkpoints 6 and 8.
-CONFIG = dataclasses.replace(SMALL_LENET, prune_iters=1)
+from tests.helpers.lenet_runs import TWO_ROUNDS as CONFIG
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("finished") / "runs"
-    runner.train_and_evaluate(dataclasses.replace(CONFIG, output_dir=str(directory)))
-    return directory
+@pytest.fixture
+def finished(two_rounds):
+    return two_rounds
 
 
 def _copy(finished, tmp_path):

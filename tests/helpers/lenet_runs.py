@@ -35,6 +35,8 @@ FLAGS = [
 SMALL_LENET = dataclasses.replace(
     LENET, dataset="synthetic", iterations=40, eval_every=10, checkpoint_every=20, batch_size=16
 )
+# Two rounds of it (the fixture `two_rounds` is one, finished).
+TWO_ROUNDS = dataclasses.replace(SMALL_LENET, prune_iters=1)
 
 
 def experiment_dir(output_dir) -> str:

@@ -2,8 +2,9 @@
 
     <run>/manifest.json    {"<path relative to the run>": {"size": bytes, "sha256": hex}, ...}
 
-The run records a file right after writing it and forgets the files it deletes; the
-manifest is rewritten atomically each time. Before a run trusts a stored file, and
+The run records a file right after writing it and forgets a file before deleting it; the
+manifest is rewritten atomically each time, so a crash in between leaves a file unrecorded
+(read as it is), never a recorded file that looks damaged. Before a run trusts a stored file, and
 before it deletes the last good copy of one, it checks the file against its entry.
 TensorBoard's event files grow as the run goes and nothing is resumed from them, so
 they are not recorded.
@@ -17,6 +18,9 @@ from lth_keras import storage
 
 MANIFEST_FILE = "manifest.json"
 NOT_RECORDED = ("tensorboard",)  # top-level entries of a run the manifest leaves out
+# TensorFlow's pointer to a directory's newest checkpoint, rewritten by every save (a crash
+# between a save and its record would make it look damaged); runs check it by reading it.
+NOT_RECORDED_NAMES = ("checkpoint",)
 _CHUNK = 1 << 20
 
 
@@ -110,6 +114,6 @@ class Manifest:
             for name in names:
                 relative_path = self.relative(os.path.join(directory, name))
                 if relative_path not in self.entries and relative_path != MANIFEST_FILE:
-                    if not name.startswith(".tmp-"):
+                    if not name.startswith(".tmp-") and name not in NOT_RECORDED_NAMES:
                         found.append(relative_path)
         return sorted(found)

@@ -128,8 +128,7 @@ def resume_point(run: str, only_round: Optional[int] = None) -> Optional[Dict[st
             path = tf.train.latest_checkpoint(directory)
             if path is None:  # TensorFlow only logs a warning
                 raise ValueError("it is unreadable or names a checkpoint that is missing")
-        number = int(re.search(r"-(\d+)$", path).group(1))
-        state_path = layout.state_file(directory, number)
+        state_path = layout.state_file(directory, _checkpoint_number(path))
         with reading(state_path, redo_from(round_directory)):
             state = storage.load_json(state_path)
         return {"path": path, "state": state, "round_dir": round_directory}
@@ -204,11 +203,24 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.manifest = Manifest.load(self.run_dir)
+        self._record_unrecorded_ticket_files()
         self._save_theta()
         if self.rounds:  # the last round's files, if a crash came between its checkpoint and them
             last = self.rounds[-1]
             if not os.path.exists(layout.record_file(layout.round_dir(self.run_dir, last["round"]))):
                 self._save_round_ticket(last)
+
+    def _record_unrecorded_ticket_files(self) -> None:
+        """Ticket files a crash left unrecorded (between writing and recording them): each was
+        written atomically, so it is whole; recording it lets its checkpoint be deleted later."""
+        names = {tickets.MASKS_FILE, tickets.ROUNDS_FILE} | {f"{name}.npz" for name in tickets.THETAS}
+        paths = [
+            os.path.join(self.run_dir, p)
+            for p in self.manifest.unrecorded()
+            if os.path.basename(p) in names and not integrity.in_checkpoint(p)
+        ]
+        if paths:
+            self.manifest.record(*paths)
 
     def on_epoch_end(self, epoch, logs=None):
         self._intervals_done = epoch + 1
@@ -269,6 +281,9 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         directory = layout.checkpoint_dir(round_directory)
         checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
         manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
+        doomed = manager.checkpoints[: max(0, len(manager.checkpoints) - 1)]  # dropped by this save
+        for prefix in doomed:  # forgotten before deleted: a crash between leaves them unrecorded
+            self._forget_checkpoint(prefix)
         state = {"epoch": self._intervals_done, "callback": self.state_dict()}
         state_path = layout.state_file(directory, self._intervals_done)
         storage.save_json(state_path, state)
@@ -278,14 +293,17 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
             if os.strerror(errno.ENOSPC) in str(e):
                 raise storage.DiskFullError(directory) from e
             raise
-        self.manifest.record(state_path, *glob.glob(path + ".*"), layout.checkpoint_index_file(directory))
-        kept = {int(re.search(r"-(\d+)$", p).group(1)) for p in manager.checkpoints}
-        for old in glob.glob(os.path.join(directory, "*-*")):  # files of checkpoints the manager dropped
-            match = re.search(r"-(\d+)(\.[^/]*)?$", old)
-            if match and int(match.group(1)) not in kept:
-                if os.path.exists(old):
-                    os.remove(old)
-                self.manifest.forget(old)
+        self.manifest.record(state_path, *glob.glob(path + ".*"))
+        for prefix in doomed:
+            state_of_doomed = layout.state_file(directory, _checkpoint_number(prefix))
+            if os.path.exists(state_of_doomed):
+                os.remove(state_of_doomed)
+
+    def _forget_checkpoint(self, prefix: str) -> None:
+        """Drops a checkpoint's files and its progress file from the manifest (they are deleted next)."""
+        directory = os.path.dirname(prefix)
+        for path in glob.glob(prefix + ".*") + [layout.state_file(directory, _checkpoint_number(prefix))]:
+            self.manifest.forget(path)
 
     def _drop_old_checkpoints(self, finished_round: int):
         """Rounds before the one just finished (a control: up to it) no longer need checkpoints,
@@ -302,8 +320,8 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
             if damaged_here:
                 print(f"keeping {directory}: {', '.join(damaged_here)} did not verify; re-run to rebuild")
                 continue
-            shutil.rmtree(directory, ignore_errors=True)
             self.manifest.forget(directory)
+            shutil.rmtree(directory, ignore_errors=True)
 
     def _damaged_round_files(self, index: int) -> List[str]:
         """The files of a round's ticket that are missing from the manifest or fail it."""
@@ -323,6 +341,11 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
                 png = report.figure_png(report.plot({"this run": {self.branch_name: rows}}, metric, styles))
                 tf.summary.image(f"plot/{metric}", tf.image.decode_png(png)[None], step=record["round"])
         self.writer.flush()
+
+
+def _checkpoint_number(prefix: str) -> int:
+    """N of TensorFlow's checkpoint prefix '.../ckpt-N'."""
+    return int(re.search(r"-(\d+)$", prefix).group(1))
 
 
 def describe(state: Dict[str, Any]) -> str:

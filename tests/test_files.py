@@ -70,7 +70,13 @@ TICKET_CASES = {
         REDO_ROUND_1,
     ),
     "missing_checkpoint": (lambda run: _checkpoint(run, "ckpt-8.index"), os.remove, "missing", REDO_ROUND_1),
-    "corrupt_checkpoint_index": (lambda run: _checkpoint(run, "checkpoint"), garbage, DAMAGED, REDO_ROUND_1),
+    # TensorFlow's pointer to the newest checkpoint is rewritten by each save: not recorded, read
+    "corrupt_checkpoint_index": (
+        lambda run: _checkpoint(run, "checkpoint"),
+        garbage,
+        "unreadable",
+        REDO_ROUND_1,
+    ),
     "corrupt_state": (lambda run: _checkpoint(run, "state-8.json"), garbage, DAMAGED, REDO_ROUND_1),
     # θ₀ is one file linked into each round: damage in place reaches every link
     "truncated_theta_0": (lambda run: layout.theta_file(run, "theta_0"), truncate, DAMAGED, START_ANEW),

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import lth_keras
 from experiments import config as config_lib
-from lth_keras import fused_steps, pipelines
+from lth_keras import fused_steps, pipelines, random_state
 from lth_keras.paper import datasets, models
 
 keras = lth_keras.keras
@@ -143,13 +143,14 @@ def build_model(config, splits, seed):
         for layer in lth_keras.wrapping.flat_layers(model):
             if hasattr(layer, "kernel_regularizer"):
                 layer.kernel_regularizer = keras.regularizers.L2(config.weight_decay)
-    return lth_keras.prune_for_lottery(
+    wrapped = lth_keras.prune_for_lottery(
         model,
         pruning_rate=config.prune_rate,
         conv_pruning_rate=config.conv_prune_rate,
         output_pruning_rate=config.output_prune_rate,
         scope=config.scope,
     )
+    return random_state.checkpoint_random_state(wrapped)  # so a resumed run draws the same dropout
 
 
 def xla_usable(strategy) -> bool:

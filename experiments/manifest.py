@@ -39,6 +39,14 @@ class Manifest:
     def __init__(self, run: str, entries: Optional[Dict[str, dict]] = None):
         self.run = run
         self.entries = dict(entries or {})
+        self._digests = {}  # (device, inode, size, mtime) -> entry: a round's θ links are one file
+
+    def _entry(self, path: str) -> Dict[str, object]:
+        stat = os.stat(path)
+        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = file_entry(path)
+        return self._digests[key]
 
     @property
     def path(self) -> str:
@@ -63,7 +71,7 @@ class Manifest:
     def record(self, *paths: str) -> None:
         """Records the files at `paths` as they are now, then saves the manifest."""
         for path in paths:
-            self.entries[self.relative(path)] = file_entry(path)
+            self.entries[self.relative(path)] = self._entry(path)
         self._save()
 
     def forget(self, path: str) -> None:
@@ -83,7 +91,7 @@ class Manifest:
         if not os.path.isfile(path):
             return "missing"
         expected = self.entries[relative_path]
-        found = file_entry(path)
+        found = self._entry(path)
         if found["size"] != expected["size"]:
             return f"damaged: {found['size']:,} bytes, {expected['size']:,} when written"
         if found["sha256"] != expected["sha256"]:

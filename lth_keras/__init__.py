@@ -33,6 +33,7 @@ _EXPORTS = {
     "KerasInternalsChanged": "lth_keras.keras_internals",
     "LotteryWarning": "lth_keras.notices",
     "Masks": "lth_keras.masks",
+    "checkpoint_random_state": "lth_keras.random_state",
     "magnitude_prune": "lth_keras.masks",
     "random_masks_like": "lth_keras.masks",
     "WeightSnapshot": "lth_keras.model_state",

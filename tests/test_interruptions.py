@@ -8,11 +8,13 @@ import time
 
 import pytest
 
-from experiments import layout, lock
+from experiments import integrity, layout, lock
 from experiments.branches import TICKET
+from experiments.manifest import MANIFEST_FILE
 from tests.helpers.lenet_runs import (
     assert_same_runs,
     experiment_dir,
+    kill_lenet,
     run_lenet,
     start_troubled_lenet,
     ticket_run_dir,
@@ -25,20 +27,30 @@ def _wait_for(path, process):
         time.sleep(0.05)
 
 
-def test_full_disk_stops_with_a_message_and_the_run_resumes(lenet_reference, tmp_path):
-    # Writes: config, θ₀, state-2, round 0's masks, state-4, metrics; the 7th is round 1's state-6.
-    process = start_troubled_lenet(tmp_path, "full_disk", 7)
+# Writes: config, θ₀, state-2, state-4, round 0's masks and record, each then recorded in the
+# manifest; the 13th is round 1's state-6, the 14th the manifest recording it and ckpt-6.
+@pytest.mark.parametrize(
+    "count, failed",
+    [
+        (13, lambda run: layout.state_file(layout.checkpoint_dir(layout.round_dir(run, 1)), 6)),
+        (14, lambda run: os.path.join(run, MANIFEST_FILE)),
+    ],
+    ids=["a_checkpoint", "the_manifest_after_a_checkpoint"],
+)
+def test_full_disk_stops_with_a_message_and_the_run_resumes(lenet_reference, tmp_path, count, failed):
+    process = start_troubled_lenet(tmp_path, "full_disk", count)
     run = ticket_run_dir(tmp_path)
-    failed = layout.state_file(layout.checkpoint_dir(layout.round_dir(run, 1)), 6)
+    failed = failed(run)
     assert process.returncode == 1, process.stderr_text[-3000:]
     assert (
         f"error: no space left on device while writing {failed}; "
         "free space and re-run the same command to resume"
     ) in process.stderr_text
-    assert os.path.exists(layout.metrics_file(layout.round_dir(run, 0)))  # the finished round is kept
+    assert os.path.exists(layout.record_file(layout.round_dir(run, 0)))  # the finished round is kept
     assert not os.path.exists(layout.lock_file(experiment_dir(tmp_path), TICKET.name))
     assert "resuming" in run_lenet(tmp_path).stdout
     assert_same_runs(lenet_reference, tmp_path)
+    assert integrity.problems(run) == []
 
 
 def test_second_run_is_refused_and_sigterm_stops_the_first_at_a_checkpoint(lenet_reference, tmp_path):
@@ -60,7 +72,7 @@ def test_second_run_is_refused_and_sigterm_stops_the_first_at_a_checkpoint(lenet
     assert first.returncode == 143, stderr[-3000:]
     assert "stopped by SIGTERM after a checkpoint; re-run the same command to resume" in stderr
     assert not os.path.exists(lock_path)
-    assert not os.path.exists(layout.metrics_file(layout.round_dir(run, 2)))
+    assert not os.path.exists(layout.record_file(layout.round_dir(run, 2)))
     assert "resuming" in run_lenet(tmp_path).stdout
     assert_same_runs(lenet_reference, tmp_path)
 
@@ -119,3 +131,21 @@ def test_a_live_or_remote_owner_keeps_the_lock(tmp_path, host):
     with pytest.raises(lock.LockedError, match=f"another run \\(pid {pid} on {name}\\)"):
         lock.RunLock(str(path)).__enter__()
     assert path.exists()
+
+
+# --- random state ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "speed_flags",
+    [(), ("--nojit_compile",)],
+    ids=["xla_fused_steps", "plain_graph"],
+)
+def test_sigkilled_run_with_dropout_resumes_to_identical_results(tmp_path, speed_flags):
+    # Killed in round 1, one epoch after its checkpoint: that epoch's dropout masks are drawn again.
+    flags = ("--dropout=0.5", *speed_flags)
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    run_lenet(reference, *flags)
+    kill_lenet(resumed, "epoch", 7, *flags)
+    assert "resuming" in run_lenet(resumed, *flags).stdout
+    assert_same_runs(reference, resumed, dropout=0.5)

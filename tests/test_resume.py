@@ -3,37 +3,13 @@
 import dataclasses
 import json
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from experiments import config as config_lib
 from experiments import layout, runner
 from experiments.lenet import DEFAULTS as LENET
-from tests.helpers.cli import ROOT
-from tests.helpers.lenet_runs import FLAGS, assert_same_runs, run_lenet, ticket_run_dir
-
-
-def _killed(output_dir, when, count):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.helpers.interrupted_run",
-            when,
-            str(count),
-            "lenet",
-            *FLAGS,
-            f"--output_dir={output_dir}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+from tests.helpers.lenet_runs import assert_same_runs, kill_lenet, run_lenet, ticket_run_dir
 
 
 @pytest.mark.parametrize(
@@ -46,7 +22,7 @@ def _killed(output_dir, when, count):
     ids=["mid_round", "after_round_boundary", "during_checkpoint"],
 )
 def test_sigkilled_run_resumes_to_identical_results(lenet_reference, tmp_path, when, count):
-    _killed(tmp_path, when, count)
+    kill_lenet(tmp_path, when, count)
     run = ticket_run_dir(tmp_path)
     assert os.path.exists(layout.record_file(layout.round_dir(run, 0)))
     assert not os.path.exists(layout.record_file(layout.round_dir(run, 2)))

@@ -9,7 +9,9 @@ uninterrupted, for `assert_same_runs` to compare others with.
 import dataclasses
 import json
 import os
+import signal
 import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -18,7 +20,7 @@ from experiments import layout
 from experiments.branches import TICKET
 from experiments.lenet import DEFAULTS as LENET
 from tests.helpers import troubled_run
-from tests.helpers.cli import run_experiment
+from tests.helpers.cli import ROOT, run_experiment
 
 FLAGS = [
     "--dataset=synthetic",
@@ -39,15 +41,18 @@ SMALL_LENET = dataclasses.replace(
 TWO_ROUNDS = dataclasses.replace(SMALL_LENET, prune_iters=1)
 
 
-def experiment_dir(output_dir) -> str:
-    """The experiment directory that a run with FLAGS and --output_dir=output_dir writes."""
-    config = dataclasses.replace(SMALL_LENET, prune_iters=2, deterministic=True, output_dir=str(output_dir))
+def experiment_dir(output_dir, **settings) -> str:
+    """The experiment directory that a run with FLAGS and --output_dir=output_dir writes;
+    `settings` are the config fields of any extra flags (e.g. dropout=0.5 for --dropout=0.5)."""
+    config = dataclasses.replace(
+        SMALL_LENET, prune_iters=2, deterministic=True, output_dir=str(output_dir), **settings
+    )
     return layout.experiment_dir(config)
 
 
-def ticket_run_dir(output_dir) -> str:
+def ticket_run_dir(output_dir, **settings) -> str:
     """That experiment's run of the ticket itself (no control), replicate 0."""
-    return layout.run_dir(experiment_dir(output_dir), TICKET.name, 0)
+    return layout.run_dir(experiment_dir(output_dir, **settings), TICKET.name, 0)
 
 
 def run_lenet(output_dir, *extra_flags: str) -> subprocess.CompletedProcess:
@@ -62,6 +67,19 @@ def start_troubled_lenet(output_dir, mode: str, value, wait: bool = True) -> sub
     return troubled_run.start(mode, value, "lenet", *FLAGS, f"--output_dir={output_dir}", wait=wait)
 
 
+def kill_lenet(output_dir, when: str, count: int, *extra_flags: str) -> None:
+    """The same run under tests/helpers/interrupted_run.py, SIGKILLed at `when` number `count`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.interrupted_run", when, str(count), "lenet", *FLAGS]
+        + [f"--output_dir={output_dir}", *extra_flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+
+
 def final_weights(run: str) -> dict:
     """The model's variables (not the optimizer's) in the checkpoint of the run's last round."""
     last = layout.round_indices(run)[-1]
@@ -70,13 +88,15 @@ def final_weights(run: str) -> dict:
     return {n: reader.get_tensor(n) for n in names}
 
 
-def assert_same_runs(reference_dir, resumed_dir) -> None:
-    """Both output dirs hold the same three rounds: metrics, masks and final weights, exactly."""
-    reference, resumed = ticket_run_dir(reference_dir), ticket_run_dir(resumed_dir)
+def assert_same_runs(reference_dir, resumed_dir, **settings) -> None:
+    """Both output dirs hold the same three rounds: metrics, masks and final weights, exactly.
+    `settings`: as for `experiment_dir`."""
+    reference, resumed = ticket_run_dir(reference_dir, **settings), ticket_run_dir(resumed_dir, **settings)
     assert layout.round_indices(reference) == layout.round_indices(resumed) == [0, 1, 2]
     for index in (0, 1, 2):
         a, b = layout.round_dir(reference, index), layout.round_dir(resumed, index)
-        assert json.load(open(layout.metrics_file(a))) == json.load(open(layout.metrics_file(b)))
+        record_a, record_b = json.load(open(layout.record_file(a))), json.load(open(layout.record_file(b)))
+        assert record_a == record_b, f"round {index}'s records differ"
         masks_a, masks_b = np.load(os.path.join(a, "masks.npz")), np.load(os.path.join(b, "masks.npz"))
         for key in masks_a.files:
             np.testing.assert_array_equal(masks_a[key], masks_b[key])

@@ -185,6 +185,7 @@ REFUSALS = {
         "there is no other copy of it",
     ),
     "diverged": (_diverged, {}, ValueError, "Re-running refuses"),
+    "bad_setting": (lambda run: None, {"prune_rate": 1.5}, ValueError, "1.5"),
     "manifest_damaged": (
         lambda run: garbage(os.path.join(run, MANIFEST_FILE)),
         {},

@@ -21,6 +21,32 @@ def layer_of(key: str) -> str:
     return key.rsplit("/", 1)[0]
 
 
+def _listed(keys, limit: int = 6) -> str:
+    keys = sorted(keys)
+    return str(keys[:limit])[:-1] + (f", ... ({len(keys)} in all)]" if len(keys) > limit else "]")
+
+
+def check_same_keys(stored: Iterable[str], model: Iterable[str], source: str) -> None:
+    """Raises ValueError when stored weight keys ('layer/weight') are not the model's, listing
+    both sides; keys are layer names, so a model whose layers Keras named (dense_2, ...) in
+    another order or process does not match: the message says to name them."""
+    stored, model = set(stored), set(model)
+    if stored == model:
+        return
+    missing, extra = model - stored, stored - model
+    parts = []
+    if missing:
+        parts.append(f"no entry for the model's {_listed(missing)}")
+    if extra:
+        parts.append(f"entries for {_listed(extra)}, which the model lacks")
+    raise ValueError(
+        f"{source} do not fit this model: {'; '.join(parts)}. The model's weights: {_listed(model)}. "
+        "Keys are 'layer name/weight name': build the model with the same layer names (give "
+        "each layer a name=..., since Keras's automatic names like dense_2 depend on what was "
+        "built before)"
+    )
+
+
 def count_to_prune(surviving: int, rate: float) -> int:
     """How many of `surviving` weights a round at `rate` removes (round half up)."""
     return int(np.floor(rate * surviving + 0.5))
@@ -78,12 +104,7 @@ class Masks(storage.NamedArrays):
 
     def check_matches(self, shapes: Mapping[str, Sequence[int]], source: str = "masks") -> None:
         """Raises ValueError naming the layer if keys or shapes differ from `shapes`."""
-        missing = sorted(set(shapes) - set(self._arrays))
-        extra = sorted(set(self._arrays) - set(shapes))
-        if missing:
-            raise ValueError(f"{source} have no mask for layer weight(s) {missing}")
-        if extra:
-            raise ValueError(f"{source} have masks for layer weight(s) {extra} that the model lacks")
+        check_same_keys(self._arrays, shapes, source)
         for key, shape in shapes.items():
             if tuple(self._arrays[key].shape) != tuple(shape):
                 raise ValueError(

@@ -13,7 +13,7 @@ import tensorflow as tf
 from lth_keras import storage
 from lth_keras._keras import keras
 from lth_keras.keras_internals import internals_changed, private_attribute
-from lth_keras.masks import Masks
+from lth_keras.masks import Masks, check_same_keys
 from lth_keras.wrapping import (
     apply_masks_to_weights,
     flat_layers,
@@ -139,10 +139,7 @@ def take_snapshot(model) -> WeightSnapshot:
 
 def check_snapshot_fits(snapshot: Mapping[str, np.ndarray], shapes: Mapping[str, tuple]) -> None:
     """Raises ValueError naming the weights when the snapshot's keys or shapes differ from `shapes`."""
-    missing = sorted(set(shapes) - set(snapshot))
-    extra = sorted(set(snapshot) - set(shapes))
-    if missing or extra:
-        raise ValueError(f"weights do not fit this model: missing {missing}, unknown {extra}")
+    check_same_keys(snapshot, shapes, "weights")
     for name, shape in shapes.items():
         if tuple(snapshot[name].shape) != tuple(shape):
             raise ValueError(

@@ -401,3 +401,23 @@ def _narrow_dense():
     h = keras.layers.Dense(8, name="fc1")(inputs)
     h = keras.layers.Dense(12, name="fc2")(h)
     return inputs, keras.layers.Dense(4, name="out")(h)
+
+
+def _auto_named_model():
+    """A model whose Dense layers Keras names itself (dense, dense_1, ... by creation order)."""
+    inputs = keras.Input((20,))
+    h = keras.layers.Dense(8)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(4)(h))
+
+
+def test_a_ticket_of_automatically_named_layers_says_both_names_and_to_name_layers(tmp_path):
+    model = lth_keras.prune_for_lottery(_auto_named_model())
+    keras.layers.Dense(3)  # one more layer created: the next model's automatic names shift
+    other = lth_keras.prune_for_lottery(_auto_named_model())
+    ticket = lth_keras.Ticket(lth_keras.get_masks(model), lth_keras.take_snapshot(model))
+    with pytest.raises(ValueError) as raised:
+        lth_keras.apply_ticket(other, ticket)
+    message = str(raised.value)
+    for key in list(ticket.masks) + list(lth_keras.get_masks(other)):
+        assert key in message  # the ticket's names and the model's
+    assert "name=" in message

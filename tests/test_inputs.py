@@ -315,10 +315,10 @@ def test_set_masks_refuses_extra_missing_and_misshapen_masks_naming_them():
     model = lth_keras.prune_for_lottery(dense_model())
     good = dict(lth_keras.get_masks(model))
     cases = [
-        ({**good, "ghost/kernel": np.ones(3)}, r"\['ghost/kernel'\] that the model lacks"),
+        ({**good, "ghost/kernel": np.ones(3)}, r"entries for \['ghost/kernel'\], which the model lacks"),
         (
             {k: v for k, v in good.items() if k != "fc2/kernel"},
-            r"no mask for layer weight\(s\) \['fc2/kernel'\]",
+            r"no entry for the model's \['fc2/kernel'\]",
         ),
         ({**good, "out/kernel": np.ones((4, 12))}, r"'out/kernel' has shape \(4, 12\).*\(12, 4\)"),
     ]

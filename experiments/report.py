@@ -2,20 +2,25 @@
 
     python -m experiments.report runs/ [more output dirs or experiment dirs...] [--out=DIR]
 
-For each experiment: a Markdown table (weights remaining per round; for the ticket and
-each control: test accuracy at the early-stop step and at the end, and the early-stop
-iteration, mean ± std over replicates) and a one-line verdict, followed by a line for each
-replicate whose training diverged (its finished rounds are reported as usual) and for each
-replicate whose files fail verification (its rounds from the first damaged one are left
-out). Writes report.csv, accuracy.png and early_stop.png (all experiments on one plot) to --out (default: the
-first directory given).
+For each experiment: how many replicates each branch has, a Markdown table (weights
+remaining per round; for the ticket and each control: test accuracy at the early-stop
+step and at the end, and the early-stop iteration, mean ± std over replicates, the mean
+alone from one) and a one-line verdict, followed by a line for each replicate whose
+training diverged (its finished rounds are reported as usual) and for each replicate whose
+files fail verification (its rounds from the first damaged one are left out). Writes
+report.csv, accuracy.png and early_stop.png (all experiments on one plot) to --out
+(default: the first directory given) and ends with the list of files written.
+
+Experiments are told apart by their directory: each is labelled by the shortest end of
+its path that no other ends with (`lenet_mnist-1a2b`, or `a/lenet_mnist-1a2b` and
+`b/lenet_mnist-1a2b` for the same experiment run under runs/a and runs/b).
 """
 
 import csv
 import io
 import os
 import sys
-from typing import Dict, List
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from absl import app, flags
 
@@ -74,35 +79,92 @@ def divergences(experiment: str) -> List[str]:
     return lines
 
 
-def build_report(directories: List[str], out: str) -> str:
-    """Writes the CSV and plots into `out`; returns the Markdown text."""
-    experiments, notes = {}, {}
+class Experiment(NamedTuple):
+    directory: str
+    branches: Dict[str, List[dict]]  # branch name -> aggregated rows
+    notes: List[str]  # diverged replicates, rounds left out
+
+
+def experiment_dirs(directories: Sequence[str]) -> List[str]:
+    """The experiment directories at or below `directories`, each once (a directory given
+    together with its parent is one experiment), in the order given."""
+    seen, found = set(), []
     for directory in directories:
         for experiment in layout.find_experiments(directory):
-            left_out = []
-            branches, diverged = load_experiment(experiment, left_out), divergences(experiment)
-            if branches or diverged or left_out:  # a run that diverged in round 0 has no finished round
-                experiments[os.path.basename(experiment)] = branches
-                notes[os.path.basename(experiment)] = diverged + left_out
-    if not experiments:
-        raise ValueError(f"no finished rounds found under {', '.join(directories)}")
-    sections, rows = [], []
-    for name, branches in experiments.items():
-        styles = branches_lib.line_styles()
-        verdict = report.verdict(name, branches, branches_lib.TICKET.name, branches_lib.REINIT.name)
-        lines = [report.markdown_table(branches, order=list(styles)), verdict] + notes[name]
-        sections.append(f"## {name}\n\n" + "\n\n".join(lines) + "\n")
-        rows.extend(report.csv_rows(name, branches))
-    os.makedirs(out, exist_ok=True)
+            if os.path.realpath(experiment) not in seen:
+                seen.add(os.path.realpath(experiment))
+                found.append(experiment)
+    return found
+
+
+def experiment_labels(directories: Sequence[str]) -> List[str]:
+    """For each directory, the shortest end of its path that no other directory's path ends
+    with: the basename unless two experiments share it (distinct paths, not repeated)."""
+    paths = [os.path.abspath(d).strip(os.sep).split(os.sep) for d in directories]
+
+    def label(index: int) -> str:
+        parts = paths[index]
+        others = paths[:index] + paths[index + 1 :]
+        length = next(
+            (n for n in range(1, len(parts)) if all(o[-n:] != parts[-n:] for o in others)), len(parts)
+        )
+        return os.path.join(*parts[-length:])
+
+    return [label(i) for i in range(len(paths))]
+
+
+def load(directory: str) -> Optional[Experiment]:
+    """The experiment's branches and notes; None if it has nothing to report."""
+    left_out = []
+    branches, diverged = load_experiment(directory, left_out), divergences(directory)
+    if branches or diverged or left_out:  # a run that diverged in round 0 has no finished round
+        return Experiment(directory, branches, diverged + left_out)
+    return None
+
+
+def section(label: str, experiment: Experiment) -> str:
+    """The experiment's Markdown: heading, replicate counts, table, verdict and notes."""
+    order = list(branches_lib.line_styles())
+    branches = experiment.branches
+    verdict = report.verdict(label, branches, branches_lib.TICKET.name, branches_lib.REINIT.name)
+    table = report.markdown_table(branches, order=order)
+    lines = ([report.replicates_line(branches, order)] if branches else []) + [table, verdict]
+    return f"## {label}\n\n" + "\n\n".join(lines + experiment.notes) + "\n"
+
+
+def write_csv(experiments: Dict[str, Experiment], path: str) -> None:
+    """One row per experiment, branch and round; `directory` is the experiment's path."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(text, fieldnames=report.CSV_COLUMNS + ["directory"])
     writer.writeheader()
-    writer.writerows(rows)
-    storage.save_bytes(os.path.join(out, layout.REPORT_CSV), text.getvalue().encode())
+    for label, experiment in experiments.items():
+        for row in report.csv_rows(label, experiment.branches):
+            writer.writerow({**row, "directory": experiment.directory})
+    storage.save_bytes(path, text.getvalue().encode())
+
+
+def write_files(experiments: Dict[str, Experiment], out: str) -> List[str]:
+    """Writes the CSV and the plots into `out`; returns their paths."""
+    os.makedirs(out, exist_ok=True)
+    written = [os.path.join(out, layout.REPORT_CSV)]
+    write_csv(experiments, written[0])
+    branches = {label: experiment.branches for label, experiment in experiments.items()}
     for metric, filename in layout.PLOTS.items():
-        figure = report.plot(experiments, metric, branches_lib.line_styles())
-        storage.save_bytes(os.path.join(out, filename), report.figure_png(figure))
-    return "\n".join(sections)
+        figure = report.plot(branches, metric, branches_lib.line_styles())
+        written.append(os.path.join(out, filename))
+        storage.save_bytes(written[-1], report.figure_png(figure))
+    return written
+
+
+def build_report(directories: List[str], out: str) -> str:
+    """Writes the CSV and plots into `out`; returns the Markdown text, ending with the files written."""
+    found = [e for e in map(load, experiment_dirs(directories)) if e is not None]
+    if not found:
+        raise ValueError(f"no finished rounds found under {', '.join(directories)}")
+    experiments = dict(zip(experiment_labels([e.directory for e in found]), found))
+    sections = [section(label, experiment) for label, experiment in experiments.items()]
+    written = write_files(experiments, out)
+    return "\n".join(sections) + "\nFiles written:\n" + "".join(f"- {path}\n" for path in written)
 
 
 def main(argv):

@@ -6,11 +6,12 @@ import os
 
 import pytest
 
-from experiments import branches
+from experiments import branches, layout
 from experiments import report as report_cli
 from experiments import runner
 from experiments.lenet import DEFAULTS as LENET
 from lth_keras.paper import report
+from tests.helpers.files import copy_tree, truncate
 
 
 def _record(round_index, remaining, early_acc, final_acc, step):
@@ -68,9 +69,14 @@ def test_markdown_table_and_csv_rows():
     lines = table.splitlines()
     assert lines[0].startswith("| round | weights remaining | ticket acc. @ early stop (%)")
     assert "reinit acc. @ end (%)" in lines[0]
-    assert lines[3].startswith("| 1 | 80.00% | 91.00 ± 0.00 | 90.00 ± 0.00 | 90 ± 0 | 88.00 ± 0.00")
+    assert lines[3] == "| 1 | 80.00% | 91.00 | 90.00 | 90 | 88.00 | 87.00 | 90 |"  # one replicate: no ±
     rows = report.csv_rows("exp", branches)
     assert len(rows) == 8 and rows[0]["branch"] == "ticket" and rows[0]["early_stop_accuracy_mean"] == 0.9
+    assert rows[0]["early_stop_accuracy_std"] is None and list(rows[0]) == report.CSV_COLUMNS
+    two = {"ticket": report.aggregate([_run([0.9, 0.91, 0.92, 0.8]), _run([0.9, 0.93, 0.92, 0.8])])}
+    assert (
+        report.markdown_table(two).splitlines()[3] == "| 1 | 80.00% | 92.00 ± 1.00 | 91.00 ± 1.00 | 90 ± 0 |"
+    )
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "early_stop_step"])
@@ -110,3 +116,71 @@ def test_report_command_on_real_runs(tmp_path):
     with pytest.raises(ValueError, match="no finished rounds"):
         report_cli.build_report([str(tmp_path / "empty")], str(tmp_path))
     assert os.path.exists(tmp_path / "report.csv")
+
+
+def _report_csv(out):
+    with open(os.path.join(out, "report.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_experiment_labels_are_the_shortest_distinguishing_path_suffixes():
+    paths = ["/x/runs/a/lenet-1", "/x/runs/b/lenet-1", "/x/runs/b/conv2-2"]
+    assert report_cli.experiment_labels(paths) == ["a/lenet-1", "b/lenet-1", "conv2-2"]
+    assert report_cli.experiment_labels(["runs/lenet-1"]) == ["lenet-1"]
+
+
+def test_same_named_experiments_in_different_directories_both_appear(two_rounds, tmp_path, monkeypatch):
+    for copy in ("a", "b"):
+        copy_tree(two_rounds, tmp_path / copy)
+    (name,) = os.listdir(two_rounds)
+    truncate(layout.masks_file(layout.round_dir(layout.run_dir(str(tmp_path / "b" / name), "ticket", 0), 1)))
+    legends = []
+    plot = report.plot
+
+    def plot_and_keep_legend(experiments, *args, **kwargs):
+        figure = plot(experiments, *args, **kwargs)
+        legends.append({c.get_label() for c in figure.axes[0].containers})
+        return figure
+
+    monkeypatch.setattr(report, "plot", plot_and_keep_legend)
+    text = report_cli.build_report([str(tmp_path)], str(tmp_path))
+    sections = {s.splitlines()[0]: s for s in text.split("## ")[1:]}
+    assert set(sections) >= {f"a/{name}", f"b/{name}"}
+    assert f"a/{name}: the ticket matches" in sections[f"a/{name}"] and "| 1 |" in sections[f"a/{name}"]
+    assert "rounds 1 on left out" in sections[f"b/{name}"] and "| 1 |" not in sections[f"b/{name}"]
+    rows = _report_csv(tmp_path)
+    assert sorted((r["experiment"], r["round"]) for r in rows) == [
+        (f"a/{name}", "0"),
+        (f"a/{name}", "1"),
+        (f"b/{name}", "0"),
+    ]
+    assert {r["directory"] for r in rows} == {str(tmp_path / c / name) for c in "ab"}
+    assert legends == [{f"a/{name} (ticket)", f"b/{name} (ticket)"}] * 2  # accuracy and early stop
+
+
+def test_one_replicate_has_no_plus_minus_and_says_how_many(two_rounds, tmp_path):
+    output_dir = copy_tree(two_rounds, tmp_path / "runs")
+    (experiment,) = layout.find_experiments(output_dir)
+    text = report_cli.build_report([output_dir, experiment], str(tmp_path))  # the same one twice
+    assert text.count("## ") == 1 and "±" not in text
+    assert "Replicates: ticket 1" in text
+    rows = _report_csv(tmp_path)
+    assert rows and all(r["final_accuracy_mean"] and r["final_accuracy_std"] == "" for r in rows)
+
+
+def test_replicates_line_names_rounds_with_fewer():
+    branches = {
+        "reinit": report.aggregate([_run([0.9] * 4)]),
+        "ticket": report.aggregate([_run([0.9] * 4)] * 2),
+    }
+    branches["ticket"][3]["replicates"] = 1
+    line = report.replicates_line(branches, order=["ticket"])
+    assert line == "Replicates: ticket 2 (round 3: 1), reinit 1"
+
+
+def test_the_report_lists_the_files_it_wrote(two_rounds, tmp_path):
+    out = str(tmp_path / "out")
+    text = report_cli.build_report([str(two_rounds)], out)
+    files = [os.path.join(out, name) for name in ("report.csv", "accuracy.png", "early_stop.png")]
+    assert text.endswith("Files written:\n" + "".join(f"- {path}\n" for path in files))
+    assert all(os.path.getsize(path) > 0 for path in files)

@@ -1,5 +1,8 @@
 """Summaries of lottery runs: round tables, mean ± std over replicates, verdicts, plots.
 
+A number from a single replicate has no std: it is None, printed without "±", left empty
+in CSV rows and drawn without an error bar.
+
 Everything here works on round records (the dicts `LotteryTicketCallback.rounds` holds);
 where the records come from is the caller's business.
 """
@@ -42,7 +45,7 @@ def _mean_std(values: Sequence[Optional[float]]):
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return None, None
-    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else None
 
 
 def aggregate(replicates: Sequence[Sequence[Dict[str, Any]]]) -> List[Dict[str, Any]]:
@@ -50,7 +53,8 @@ def aggregate(replicates: Sequence[Sequence[Dict[str, Any]]]) -> List[Dict[str, 
 
     Each row: round, weights_remaining, replicates (how many finished that round),
     early_stop_accuracy, final_accuracy, early_stop_step, each a (mean, std) pair of
-    test accuracy at the early-stop step, at the end of the round, and the step.
+    test accuracy at the early-stop step, at the end of the round, and the step (std None
+    from fewer than two values, mean None from none).
     """
     by_round: Dict[int, List[Dict[str, Any]]] = {}
     for rounds in replicates:
@@ -114,6 +118,8 @@ def _cell(pair, scale=1.0, digits=2):
     mean, std = pair
     if mean is None:
         return ""
+    if std is None:
+        return f"{scale * mean:.{digits}f}"
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
@@ -121,6 +127,19 @@ def _ordered(branches: Iterable[str], order: Sequence[str]) -> List[str]:
     """The branch names in `order` first, then the others as given."""
     branches = list(branches)
     return [n for n in order if n in branches] + [n for n in branches if n not in order]
+
+
+def _branch_replicates(branch: str, rows: List[Dict[str, Any]]) -> str:
+    """'ticket 2', or 'ticket 2 (round 3: 1)' when fewer replicates reached some rounds."""
+    most = max(row["replicates"] for row in rows)
+    fewer = [f"round {row['round']}: {row['replicates']}" for row in rows if row["replicates"] < most]
+    return f"{branch} {most}" + (f" ({', '.join(fewer)})" if fewer else "")
+
+
+def replicates_line(branches: Mapping[str, List[Dict[str, Any]]], order: Sequence[str] = ()) -> str:
+    """'Replicates: ticket 2, reinit 1': how many runs each branch's means are over."""
+    counts = [_branch_replicates(b, branches[b]) for b in _ordered(branches, order) if branches[b]]
+    return "Replicates: " + ", ".join(counts)
 
 
 def markdown_table(branches: Mapping[str, List[Dict[str, Any]]], order: Sequence[str] = ()) -> str:
@@ -149,15 +168,21 @@ def markdown_table(branches: Mapping[str, List[Dict[str, Any]]], order: Sequence
     return "\n".join(lines)
 
 
+_STATISTICS = ("early_stop_accuracy", "final_accuracy", "early_stop_step")
+CSV_COLUMNS = ["experiment", "branch", "round", "weights_remaining", "replicates"] + [
+    f"{key}_{part}" for key in _STATISTICS for part in ("mean", "std")
+]
+
+
 def csv_rows(experiment: str, branches: Mapping[str, List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
-    """Flat rows (one per experiment, branch and round) for a CSV file."""
+    """Flat rows (one per experiment, branch and round; keys CSV_COLUMNS) for a CSV file."""
     rows = []
     for branch, aggregated in branches.items():
         for row in aggregated:
             flat = {"experiment": experiment, "branch": branch, "round": row["round"]}
             flat["weights_remaining"] = row["weights_remaining"]
             flat["replicates"] = row["replicates"]
-            for key in ("early_stop_accuracy", "final_accuracy", "early_stop_step"):
+            for key in _STATISTICS:
                 flat[f"{key}_mean"], flat[f"{key}_std"] = row[key]
             rows.append(flat)
     return rows
@@ -172,7 +197,7 @@ def plot(
 
     Log x axis as in the paper; each branch drawn in its line style (`line_styles`: branch
     name -> matplotlib style, drawn in that order; others dash-dotted); one colour per
-    experiment; error bars are one std over replicates.
+    experiment; error bars are one std over replicates (none where there is no std).
     """
     line_styles = line_styles or {}
     import matplotlib
@@ -189,10 +214,10 @@ def plot(
             rows = branches[branch]
             if metric == "accuracy":
                 points = [(r["weights_remaining"], _headline(r), r["early_stop_accuracy"][1]) for r in rows]
-                points = [(x, 100 * y, 100 * (s or 0)) for x, y, s in points if y is not None]
+                points = [(x, 100 * y, _scaled(s, 100)) for x, y, s in points if y is not None]
             else:
-                points = [(r["weights_remaining"],) + tuple(r["early_stop_step"]) for r in rows]
-                points = [p for p in points if p[1] is not None]
+                points = [(r["weights_remaining"], *r["early_stop_step"]) for r in rows]
+                points = [(x, y, _scaled(s)) for x, y, s in points if y is not None]
             if not points:
                 continue
             x, y, err = (np.array(v, dtype=float) for v in zip(*points))
@@ -200,7 +225,7 @@ def plot(
             axes.errorbar(
                 100 * x,
                 y,
-                yerr=err,
+                yerr=None if np.isnan(err).all() else err,
                 linestyle=line_styles.get(branch, "-."),
                 marker="o",
                 markersize=3,
@@ -220,6 +245,11 @@ def plot(
     axes.legend(fontsize=7)
     figure.tight_layout()
     return figure
+
+
+def _scaled(std: Optional[float], scale=1.0) -> float:
+    """An error bar's half length; NaN (no bar) where there is no std."""
+    return math.nan if std is None else scale * std
 
 
 def figure_png(figure) -> bytes:

@@ -20,10 +20,12 @@ fashion-mnist:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
 
 # The main job: a short LeNet-300-100 lottery run on Fashion-MNIST, offline.
-# Each run gets its own directory: results already written are never overwritten.
+# Each run gets its own directory: results already written are never overwritten. It is
+# named here, by make, so that the command make echoes shows it (the run ends by naming it too).
 DEMO_FLAGS ?= --dataset=fashion_mnist --prune_iters=4 --iterations=3000
+DEMO_DIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: install fashion-mnist
-	$(PY) -m experiments.lenet $(DEMO_FLAGS) --output_dir=runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(PY) -m experiments.lenet $(DEMO_FLAGS) --output_dir=$(DEMO_DIR)
 
 lint: install
 	$(VENV)/bin/ruff check lth_keras experiments tests benchmarks

@@ -13,7 +13,7 @@ import dataclasses
 from typing import Callable, Dict, List
 
 import lth_keras
-from experiments import components, integrity, layout, progress
+from experiments import components, integrity, layout, progress, progress_bar
 from lth_keras import pipelines
 
 
@@ -147,12 +147,14 @@ def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None)
     return callback
 
 
-def _round_logger(branch, config, splits, dirs, **kwargs) -> progress.RoundLogger:
-    """The lottery callback of a branch's run, writing to dirs["write"]; one Keras epoch per interval."""
+def _round_logger(branch, config, splits, dirs, rounds, replicate, **kwargs) -> progress.RoundLogger:
+    """The lottery callback of a branch's run, writing to dirs["write"]; one Keras epoch per interval.
+    `rounds` (the branch trains for this replicate) and `replicate` label its progress bar."""
     return progress.RoundLogger(
         dirs["write"],
         branch_name=branch.name,
         line_style=branch.line_style,
+        position=progress_bar.Position(rounds, replicate, config.replicates),
         checkpoint_every_intervals=config.checkpoint_every // config.eval_every,
         epochs_per_round=config.iterations // config.eval_every,
         test_data=pipelines.make_pipeline(*splits.test, 1000, training=False),
@@ -176,6 +178,8 @@ def run_ticket(branch, config, splits, strategy, dirs, experiment, replicate, se
         config,
         splits,
         dirs,
+        total,
+        replicate,
         rewind_step=config.rewind_step,
         one_shot=config.one_shot,
         keep_theta_0=False,  # saved to theta_0.npz before θ_k is captured
@@ -192,7 +196,7 @@ def _retrain_ticket_masks(retrain) -> Callable[..., List[dict]]:
 
     def run(branch, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
         ticket_dir = layout.run_dir(experiment, TICKET.name, replicate)
-        return run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain)
+        return run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain, replicate)
 
     return run
 
@@ -205,11 +209,12 @@ def _refuse_one_shot(config) -> None:
         )
 
 
-def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain) -> List[dict]:
+def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain, replicate) -> List[dict]:
     """Retrains each of the ticket's saved masks under a control, one round per level."""
     ticket_rounds = progress.finished_rounds(ticket_dir)  # preflight_control checked there is one
     done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
-    for record in ticket_rounds[: config.prune_iters + 1]:
+    levels = ticket_rounds[: config.prune_iters + 1]
+    for record in levels:
         index = record["round"]
         if index in done:
             continue
@@ -220,7 +225,9 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
             masks = _ticket_masks(round_directory, model)
             retrain(model, masks, _ticket_theta_0(ticket_dir, model), control_seed)
             components.compile_model(model, config)
-        callback = _round_logger(branch, config, splits, dirs, first_round=index, is_ticket=False)
+        callback = _round_logger(
+            branch, config, splits, dirs, len(levels), replicate, first_round=index, is_ticket=False
+        )
         point = progress.resume_point(dirs["read"], only_round=index)
         train_rounds(config, splits, model, callback, 1, point)
     return progress.finished_rounds(dirs["write"])[: config.prune_iters + 1]

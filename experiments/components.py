@@ -40,6 +40,19 @@ def resolve(config: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
     return dataclasses.replace(config, prune_iters=min(config.prune_iters, 2), **smoke)
 
 
+def smoke_summary(config: config_lib.ExperimentConfig) -> str:
+    """The one line --smoke prints: every setting it changed (from -> to) and the data it cut."""
+    resolved = resolve(config)
+    changed = [
+        f"{name} {getattr(config, name)} -> {getattr(resolved, name)}"
+        for name in config_lib.RUN_FIELDS + config_lib.COMPUTED_FIELDS
+        if getattr(config, name) != getattr(resolved, name)
+    ]
+    examples = ", ".join(f"{count} {split}" for split, count in SMOKE_EXAMPLES.items())
+    rounds = resolved.prune_iters + 1
+    return f"--smoke: {rounds} rounds; {', '.join(changed)}; data cut to {examples} examples"
+
+
 # --- building blocks -----------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 python -m experiments.conv2 --prune_iters=20
 """
 
-from experiments import runner
+from experiments import cli
 from experiments.config import CONV_SPEED_ON_CPU, ExperimentConfig
 
 DEFAULTS = ExperimentConfig(
@@ -19,4 +19,4 @@ DEFAULTS = ExperimentConfig(
 )
 
 if __name__ == "__main__":
-    runner.main(DEFAULTS)
+    cli.main(DEFAULTS)

@@ -6,7 +6,7 @@ convolutions pruned 15% per round.
 
 import dataclasses
 
-from experiments import runner
+from experiments import cli
 from experiments.conv2 import DEFAULTS as CONV2_DEFAULTS
 
 DEFAULTS = dataclasses.replace(
@@ -14,4 +14,4 @@ DEFAULTS = dataclasses.replace(
 )
 
 if __name__ == "__main__":
-    runner.main(DEFAULTS)
+    cli.main(DEFAULTS)

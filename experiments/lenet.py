@@ -3,7 +3,7 @@
 python -m experiments.lenet --prune_iters=20
 """
 
-from experiments import runner
+from experiments import cli
 from experiments.config import ExperimentConfig
 
 DEFAULTS = ExperimentConfig(
@@ -17,4 +17,4 @@ DEFAULTS = ExperimentConfig(
 )
 
 if __name__ == "__main__":
-    runner.main(DEFAULTS)
+    cli.main(DEFAULTS)

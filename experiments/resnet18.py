@@ -8,7 +8,7 @@ round globally; the fc layer is not pruned. The network is the same as ResNet-20
 
 import dataclasses
 
-from experiments import runner
+from experiments import cli
 from experiments.resnet20 import DEFAULTS as RESNET20_DEFAULTS
 
 DEFAULTS = dataclasses.replace(
@@ -23,4 +23,4 @@ DEFAULTS = dataclasses.replace(
 )
 
 if __name__ == "__main__":
-    runner.main(DEFAULTS)
+    cli.main(DEFAULTS)

@@ -5,7 +5,7 @@ rewinding to iteration 500. Convolutions pruned 20% per round globally.
     python -m experiments.resnet20 --prune_iters=20
 """
 
-from experiments import runner
+from experiments import cli
 from experiments.config import CONV_SPEED_ON_CPU, ExperimentConfig
 
 DEFAULTS = ExperimentConfig(
@@ -27,4 +27,4 @@ DEFAULTS = ExperimentConfig(
 )
 
 if __name__ == "__main__":
-    runner.main(DEFAULTS)
+    cli.main(DEFAULTS)

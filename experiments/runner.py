@@ -1,7 +1,8 @@
 """The shared runner behind every suite: data -> model -> lottery callback -> files.
 
 `train_and_evaluate(config)` is what the suite scripts, the tests and notebooks call;
-`main(defaults)` only turns flags into a config and calls it. Re-running the same
+`run_command(config)` calls it for a command line that experiments/cli.py has parsed and
+checked, and says at the end where the results are. Re-running the same
 command continues where the last run stopped: finished rounds are skipped, an unfinished
 round resumes from its last checkpoint.
 
@@ -22,7 +23,6 @@ import tempfile
 from typing import Any, Dict
 
 import tensorflow as tf
-from absl import app, flags, logging
 
 import lth_keras
 from experiments import branches, components, integrity, layout, lock, progress
@@ -167,32 +167,53 @@ def _run_replicates(config, branch, splits, strategy, experiment, chief, rebuild
 
 
 def main(defaults: config_lib.ExperimentConfig) -> None:
-    """Defines the flags with the suite's defaults, parses them and runs."""
-    config_lib.flags_from_config(defaults, help_texts={"control": branches.flag_help()})
+    """A suite's command line (experiments/cli.py parses and checks it, then calls `run_command`)."""
+    from experiments import cli  # cli imports this module (and TensorFlow) only once the flags are good
 
-    def run(argv):
-        if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines (checkpoint saves) are noise here
-            logging.set_verbosity(logging.WARNING)
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, _stop_at_next_checkpoint)
-        try:
-            train_and_evaluate(config_lib.config_from_flags(), suite_dataset=defaults.dataset)
-        except (ValueError, FileNotFoundError, datasets.DatasetUnavailableError) as e:
-            _exit(2, f"error: {e}")
-        except storage.DiskFullError as e:
-            _exit(1, f"error: {e}; free space and re-run the same command to resume")
-        except progress.TrainingDiverged as e:
-            _exit(3, f"error: {e}")
-        except progress.Interrupted as e:
-            name = signal.Signals(e.signal_number).name
-            _exit(
-                128 + e.signal_number,
-                f"stopped by {name} after a checkpoint; re-run the same command to resume",
-            )
+    cli.main(defaults)
 
-    app.run(run)
+
+def run_command(config: config_lib.ExperimentConfig, suite_dataset: str) -> None:
+    """Runs a command line's config; exits with the codes the module docstring lists. A run
+    that finishes ends with where its results are and the commands that show them."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, _stop_at_next_checkpoint)
+    if config.smoke:
+        print(components.smoke_summary(config))
+    try:
+        train_and_evaluate(config, suite_dataset=suite_dataset)
+    except (ValueError, FileNotFoundError) as e:
+        _exit(2, f"error: {e}")
+    except datasets.DatasetUnavailableError as e:
+        _exit(2, f"error: {e}\nOr try the scripts on generated data: --dataset=synthetic.")
+    except storage.DiskFullError as e:
+        _exit(1, f"error: {e}; free space and re-run the same command to resume")
+    except progress.TrainingDiverged as e:
+        _exit(3, f"error: {e}")
+    except progress.Interrupted as e:
+        name = signal.Signals(e.signal_number).name
+        _exit(
+            128 + e.signal_number,
+            f"stopped by {name} after a checkpoint; re-run the same command to resume",
+        )
+    print(next_steps(layout.experiment_dir(resolve(config))))
+
+
+def next_steps(experiment: str) -> str:
+    """The lines that end a finished run: its directory and the commands that show it."""
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    tensorboard = _as_typed(tensorboard) if os.path.exists(tensorboard) else "tensorboard"
+    return (
+        f"results: {experiment}\n"
+        f"  tables, verdict, plots: {_as_typed(sys.executable)} -m experiments.report {experiment}\n"
+        f"  curves: {tensorboard} --logdir {experiment}"
+    )
+
+
+def _as_typed(path: str) -> str:
+    """`path` as one types it here: relative inside the working directory (.venv/bin/python)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
 
 
 def _stop_at_next_checkpoint(signal_number, frame) -> None:

@@ -6,10 +6,10 @@ rewinding to iteration 1000. Convolutions pruned 20% per round globally.
 
 import dataclasses
 
-from experiments import runner
+from experiments import cli
 from experiments.resnet20 import DEFAULTS as RESNET20_DEFAULTS
 
 DEFAULTS = dataclasses.replace(RESNET20_DEFAULTS, model="vgg16", rewind_step=1000)
 
 if __name__ == "__main__":
-    runner.main(DEFAULTS)
+    cli.main(DEFAULTS)

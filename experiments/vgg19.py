@@ -7,7 +7,7 @@ drops at epochs 80 and 120 (703 iterations an epoch).
 
 import dataclasses
 
-from experiments import runner
+from experiments import cli
 from experiments.resnet18 import DEFAULTS as RESNET18_DEFAULTS
 
 DEFAULTS = dataclasses.replace(
@@ -21,4 +21,4 @@ DEFAULTS = dataclasses.replace(
 )
 
 if __name__ == "__main__":
-    runner.main(DEFAULTS)
+    cli.main(DEFAULTS)

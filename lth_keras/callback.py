@@ -157,6 +157,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._round_start_learning_rate: Optional[float] = None
         self._finish_at_epoch_end = False  # a step-based round ended on an epoch's last batch
         self._stopped_training = False  # this callback set model.stop_training in this fit
+        self._progbar_beside = False  # Keras's ProgbarLogger is in this fit's callbacks
+        self._waiting_lines: List[str] = []  # round lines held until the progress bar ends its line
 
     # --- what the round logic rewinds to -------------------------------------------
 
@@ -199,6 +201,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             raise ValueError("compile the model before training it with LotteryTicketCallback")
         others = callbacks_beside(self)
         check_callbacks_beside(others)
+        self._progbar_beside = any(isinstance(other, keras.callbacks.ProgbarLogger) for other in others)
         if any(isinstance(other, LotteryTicketCallback) for other in others):
             raise ValueError(
                 "fit was given two LotteryTicketCallbacks, which would both prune the model: give it one"
@@ -225,6 +228,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             self._start_next_round()
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._print_waiting_lines()
         if self._pending_prune:
             self._start_next_round()
         self._epoch_start_steps = self._round_steps
@@ -266,6 +270,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             self._finish_round(logs)
 
     def on_train_end(self, logs=None):
+        self._print_waiting_lines()
         self._check_masks_unchanged("when fit ended")
         apply_masks_to_weights(self.model)
         self._say_if_fit_ended_mid_run()
@@ -436,7 +441,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         apply_masks_to_weights(self.model)
         self.rounds.append(record)
         if self.verbose:
-            print(format_round(record))
+            self._say_round(format_round(record))
 
         self._round_steps = 0
         self._round_epochs = 0
@@ -619,6 +624,29 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self.diverged = state.get("diverged")
         if self.model is not None:  # the restored checkpoint's masks are what this round trains with
             self._remember_round_masks()
+
+    # --- the round lines ------------------------------------------------------------
+
+    def _say_round(self, line: str) -> None:
+        """Prints a finished round's line, or holds it while Keras's progress bar is mid-line.
+
+        Keras appends its ProgbarLogger after the user's callbacks, so the bar finishes the
+        epoch's line only after this callback's on_epoch_end (and a step-based round can end
+        mid-epoch): the line waits for the next epoch's start or the end of fit.
+        """
+        if self._progbar_beside:
+            self._waiting_lines.append(line)
+        else:
+            self.print_round_line(line)
+
+    def _print_waiting_lines(self) -> None:
+        for line in self._waiting_lines:
+            self.print_round_line(line)
+        self._waiting_lines = []
+
+    def print_round_line(self, line: str) -> None:
+        """Prints one finished round's line (with `verbose`); override to show it elsewhere."""
+        print(line)
 
     def on_round_begin(self, round_index: int) -> None:
         """Called after pruning and rewinding, before round `round_index` trains."""

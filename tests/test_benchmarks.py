@@ -12,6 +12,7 @@ import pytest
 from tests.helpers.cli import ROOT
 
 BENCHMARK_FLAGS = {
+    "cli_start": ["--suite", "--repeats"],
     "round_boundary": ["--models", "--rounds", "--steps_per_round", "--rewind_step"],
     "round_speed": ["--model", "--steps", "--repeats"],
     "step_time": ["--models", "--steps", "--repeats"],

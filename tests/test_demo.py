@@ -2,6 +2,10 @@
 
 import os
 import re
+import shutil
+import subprocess
+
+import pytest
 
 from tests.conftest import write_dataset
 from tests.helpers.cli import ROOT, run_experiment, table_rows
@@ -33,3 +37,15 @@ def test_demo_flags_print_the_round_table(tmp_path):
     remaining = [float(r[1].rstrip("%")) for r in rows]
     assert remaining[0] == 100.0 and remaining[0] > remaining[1] > remaining[2]
     assert all(0.0 <= float(r[2]) <= 1.0 for r in rows)
+
+
+def test_make_demo_shows_the_directory_it_writes():
+    """make echoes the demo's command with its real --output_dir (the run ends by naming it too)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    result = subprocess.run(
+        ["make", "-n", "-f", os.path.join(ROOT, "Makefile"), "demo"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    (command,) = [line for line in result.stdout.splitlines() if "-m experiments.lenet" in line]
+    assert re.search(r"--output_dir=runs/demo-\d{8}-\d{6}$", command), command

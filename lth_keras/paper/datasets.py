@@ -7,6 +7,7 @@ source holds raises DatasetUnavailableError saying how to provide it.
 
 import dataclasses
 import gzip
+import importlib.util
 import os
 import random
 from typing import Callable, List, Optional, Tuple
@@ -127,8 +128,8 @@ def _from_idx(directory: str) -> Tuple[Pair, Pair]:
         raise _SourceMissing(f"IDX files in {directory}: {e}") from None
 
 
-def _from_tfds(name: str, data_dir: Optional[str]) -> Tuple[Pair, Pair]:
-    """A dataset TFDS has already prepared in `data_dir` (None: TFDS_DATA_DIR or its default).
+def _tfds_builder(name: str, data_dir: Optional[str]):
+    """TFDS's builder of `name` in `data_dir` (None: TFDS_DATA_DIR or its default), if prepared there.
 
     Never downloads: without a prepared copy this fails at once. TFDS_DATA_DIR is read
     here, not when tensorflow_datasets was imported.
@@ -144,6 +145,14 @@ def _from_tfds(name: str, data_dir: Optional[str]) -> Tuple[Pair, Pair]:
         raise _SourceMissing(f"TFDS in {where}: {type(e).__name__}: {e}") from None
     if not prepared:
         raise _SourceMissing(f"TFDS: no prepared {name} in {builder.data_dir} (downloading is not attempted)")
+    return builder
+
+
+def _from_tfds(name: str, data_dir: Optional[str]) -> Tuple[Pair, Pair]:
+    """The train and test splits of a dataset TFDS has prepared (see `_tfds_builder`)."""
+    builder = _tfds_builder(name, data_dir)
+    import tensorflow_datasets as tfds  # imported by _tfds_builder already
+
     splits = builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True)
     return tuple((np.asarray(x), np.asarray(y)) for x, y in tfds.as_numpy(splits))
 
@@ -162,18 +171,53 @@ def _make_mnist1d() -> Tuple[Pair, Pair]:
     return (data["x"], data["y"]), (data["x_test"], data["y_test"])
 
 
-def _sources(name: str, data_dir: Optional[str]) -> List[Callable[[], Tuple[Pair, Pair]]]:
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """One place a dataset may be: `load` reads it (raising _SourceMissing when it is not
+    there), `found` only says whether it is there, without reading it."""
+
+    load: Callable[[], Tuple[Pair, Pair]]
+    found: Callable[[], bool]
+
+
+def _found_by(probe: Callable[[], object]) -> Callable[[], bool]:
+    """A source's `found`: whether `probe` (which raises as the source's `load` would) succeeds."""
+
+    def found() -> bool:
+        try:
+            probe()
+        except (_SourceMissing, FileNotFoundError):
+            return False
+        return True
+
+    return found
+
+
+def _idx_source(directory: Callable[[], str]) -> _Source:
+    """The four IDX files in a directory (a callable: FASHION_MNIST_DIR is read when used)."""
+    files = lambda: [_find(directory(), stem) for stem in IDX_FILES.values()]  # noqa: E731
+    return _Source(lambda: _from_idx(directory()), _found_by(files))
+
+
+def _sources(name: str, data_dir: Optional[str]) -> List[_Source]:
     """The places to look for `name`, in order."""
-    tfds_source = lambda: _from_tfds(name, data_dir)  # noqa: E731
+    tfds_source = _Source(
+        lambda: _from_tfds(name, data_dir), _found_by(lambda: _tfds_builder(name, data_dir))
+    )
     if name == "mnist1d":
-        return [_make_mnist1d]
+        return [_Source(_make_mnist1d, lambda: importlib.util.find_spec("mnist1d") is not None)]
     if name == "cifar10":
         return [tfds_source]
     if data_dir is not None:
-        return [lambda: _from_idx(data_dir), tfds_source]
+        return [_idx_source(lambda: data_dir), tfds_source]
     if name == "fashion_mnist":
-        return [lambda: _from_idx(FASHION_MNIST_DIR), tfds_source]
+        return [_idx_source(lambda: FASHION_MNIST_DIR), tfds_source]
     return [tfds_source]
+
+
+def available_offline(data_dir: Optional[str] = None) -> List[str]:
+    """The datasets `load_dataset` would find here with this `data_dir`, without reading them."""
+    return [name for name in DATASETS if any(source.found() for source in _sources(name, data_dir))]
 
 
 def _how_to_provide(name: str) -> str:
@@ -222,7 +266,7 @@ def load_dataset(
     tried = []
     for source in _sources(name, data_dir):
         try:
-            train, test = source()
+            train, test = source.load()
             break
         except _SourceMissing as e:
             tried.append(str(e))
@@ -231,6 +275,7 @@ def load_dataset(
             f"dataset {name!r} is not available. Tried:\n  - "
             + "\n  - ".join(tried)
             + f"\nTo provide it: {_how_to_provide(name)}."
+            + f"\nAvailable offline here: {', '.join(available_offline(data_dir)) or 'none'}."
         )
     (x, y), (x_test, y_test) = [(_as_float_inputs(a), b.astype(np.int64)) for a, b in (train, test)]
     num_classes = _NUM_CLASSES[name]

@@ -44,7 +44,11 @@ def test_make_demo_shows_the_directory_it_writes():
     if shutil.which("make") is None:
         pytest.skip("no make")
     result = subprocess.run(
-        ["make", "-n", "-f", os.path.join(ROOT, "Makefile"), "demo"], cwd=ROOT, capture_output=True, text=True
+        # -o: the set-up targets are taken as done (their recipes and setup.py are not what is tested)
+        ["make", "-n", "-o", "install", "-o", "fashion-mnist", "-f", os.path.join(ROOT, "Makefile"), "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     (command,) = [line for line in result.stdout.splitlines() if "-m experiments.lenet" in line]

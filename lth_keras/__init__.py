@@ -29,6 +29,7 @@ _EXPORTS = {
     "random_prune": "lth_keras.controls",
     "reinit": "lth_keras.controls",
     "fuse_steps": "lth_keras.fused_steps",
+    "export": "lth_keras.exporting",
     "InvariantError": "lth_keras.invariants",
     "KerasInternalsChanged": "lth_keras.keras_internals",
     "LotteryWarning": "lth_keras.notices",

@@ -28,6 +28,7 @@ import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from experiments import cli
 from lth_keras import exporting
@@ -425,8 +426,11 @@ def main(argv):
     if not os.path.isdir(argv[1]):
         cli.refuse(f"no experiment directory at {argv[1]}")
     cli.start_tensorflow(quiet=True)
-    for name in cli.NOISY_LOGGERS:  # TensorFlow's INFO lines while saving and converting
-        logging.getLogger(name).setLevel(logging.ERROR)
+    import tensorflow as tf
+
+    for logger in [logging.getLogger(name) for name in cli.NOISY_LOGGERS] + [tf.get_logger()]:
+        logger.setLevel(logging.ERROR)  # TensorFlow's INFO lines while saving and converting
+    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         run(
             argv[1],

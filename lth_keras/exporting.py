@@ -16,9 +16,10 @@ within float tolerance; int8: any finite outputs, the difference reported) is re
 `path`. An existing `path` is refused unless `overwrite=True`.
 
 A ticket directory (`round_<n>/`) holds masks and the weights to rewind to, not the weights
-training reached, so exporting one needs `round_model`, which turns the directory into the
-trained model (`experiments.export.round_model` does it for the suites' runs: from the
-round's checkpoint, or by retraining the round as the run did).
+training reached, so exporting one needs `round_model`, a function from the directory to
+the trained model. For the suites' runs, `python -m experiments.export` finds it (from the
+round's checkpoint, or by retraining the round as the run did); the core cannot, since it
+knows neither the suites' models nor their run layout.
 
 Only tf_keras models are supported: Keras 3 models are refused until lth_keras supports
 them (`_ADAPTERS` is where a Keras 3 adapter with `.keras` and `model.export` goes).
@@ -254,8 +255,8 @@ def export(
         if round_model is None:
             raise ValueError(
                 f"{os.fspath(model)} is a directory: a ticket holds masks and rewind weights, not trained "
-                "weights. Pass the trained model, or round_model= to make it (experiments.export.round_model "
-                "for the suites' runs)"
+                "weights. Pass the trained model, or round_model= (directory -> trained model); for the "
+                "suites' runs, `python -m experiments.export` finds the trained model"
             )
         model = round_model(os.fspath(model))
     adapter = _adapter(model)

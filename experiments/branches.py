@@ -14,7 +14,6 @@ from typing import Callable, Dict, List
 
 import lth_keras
 from experiments import components, integrity, layout, progress, progress_bar
-from lth_keras import pipelines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +135,6 @@ def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None)
         steps_per_epoch=config.eval_every,
         initial_epoch=intervals_done,
         epochs=rounds * intervals_per_round,
-        validation_data=pipelines.make_pipeline(*splits.validation, 1000, training=False),
         callbacks=[callback],
         verbose=0,
     )
@@ -157,7 +155,9 @@ def _round_logger(branch, config, splits, dirs, rounds, replicate, **kwargs) -> 
         position=progress_bar.Position(rounds, replicate, config.replicates),
         checkpoint_every_intervals=config.checkpoint_every // config.eval_every,
         epochs_per_round=config.iterations // config.eval_every,
-        test_data=pipelines.make_pipeline(*splits.test, 1000, training=False),
+        validation_data=splits.validation,  # evaluated by the callback, in one compiled call
+        test_data=splits.test,
+        eval_batch_size=1000,
         verbose=1,
         **kwargs,
     )
@@ -210,10 +210,15 @@ def _refuse_one_shot(config) -> None:
 
 
 def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain, replicate) -> List[dict]:
-    """Retrains each of the ticket's saved masks under a control, one round per level."""
+    """Retrains each of the ticket's saved masks under a control, one round per level.
+
+    Every level starts from the model as built and compiled (`ModelReset`), so one compiled
+    model serves all levels: each level trains as on a model built and compiled for it alone.
+    """
     ticket_rounds = progress.finished_rounds(ticket_dir)  # preflight_control checked there is one
     done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
     levels = ticket_rounds[: config.prune_iters + 1]
+    model = fresh = None
     for record in levels:
         index = record["round"]
         if index in done:
@@ -221,10 +226,13 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
         round_directory = layout.round_dir(ticket_dir, index)
         control_seed = seed + 1 + index
         with strategy.scope():
-            model = components.build_model(config, splits, seed)
+            if model is None:
+                model = components.build_model(config, splits, seed)
+                components.compile_model(model, config)
+                fresh = lth_keras.model_state.ModelReset(model)
+            fresh.reset()
             masks = _ticket_masks(round_directory, model)
             retrain(model, masks, _ticket_theta_0(ticket_dir, model), control_seed)
-            components.compile_model(model, config)
         callback = _round_logger(
             branch, config, splits, dirs, len(levels), replicate, first_round=index, is_ticket=False
         )

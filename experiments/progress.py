@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -65,6 +66,12 @@ class StopRequest:
 
 
 STOP = StopRequest()
+
+# TensorBoard's plot images take about 0.25 s of matplotlib a round (LeNet's 3,000-iteration
+# rounds train in 2 s here), so they are drawn at most once a minute per run, and when a
+# fit ends after the run's last round or stopped early.
+PLOT_EVERY_SECONDS = 60.0
+_LAST_PLOTTED: Dict[str, float] = {}  # run directory -> when this process last drew its plots
 
 
 def round_scalars(record) -> Dict[str, float]:
@@ -207,7 +214,8 @@ def restore(model, callback, point, theta_dir: Optional[str] = None) -> int:
     if theta_dir is not None:
         theta_0, theta_k = load_thetas(theta_dir, point["state"], callback.theta_0)
     with reading(point["path"], redo_from(point["round_dir"])):
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        items = callback.checkpoint_items(point["state"]["callback"])
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **items)
         checkpoint.restore(point["path"]).assert_consumed()
         callback.load_state(point["state"]["callback"], theta_0 or callback.theta_0, theta_k)
     return point["state"]["epoch"]
@@ -225,13 +233,16 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         is_ticket: bool = True,
         position: Optional[progress_bar.Position] = None,
         progress_stream=None,
+        plot_every_seconds: Optional[float] = None,
         **kwargs,
     ):
         """`is_ticket`: save θ₀/θ_k and keep each finished round's checkpoint until the next
         round is done (the next round prunes from it); a control round needs neither.
         `branch_name` and `line_style` label and draw the run in TensorBoard's plots.
         `position` (rounds and replicate) labels the progress bar, drawn on `progress_stream`
-        (default stdout) when that is a terminal; without `position` there is no bar."""
+        (default stdout) when that is a terminal; without `position` there is no bar.
+        `plot_every_seconds`: the least time between two draws of the plot images (0: every
+        round; default PLOT_EVERY_SECONDS); a fit's last round is always drawn."""
         super().__init__(**kwargs)
         self.run_dir = run_dir
         self.checkpoint_every_intervals = checkpoint_every_intervals
@@ -243,6 +254,9 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         self.position = position
         self.bar = progress_bar.ProgressBar(progress_stream, enabled=position is not None)
         self._epoch = 0
+        self.plot_every_seconds = PLOT_EVERY_SECONDS if plot_every_seconds is None else plot_every_seconds
+        _LAST_PLOTTED.setdefault(run_dir, time.monotonic())
+        self._plotted_round = None  # the round this callback last drew the plots for
 
     def set_intervals_done(self, count: int) -> None:
         self._intervals_done = count
@@ -300,6 +314,14 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
     def on_train_end(self, logs=None):
         self.bar.finish()
         super().on_train_end(logs)
+        if not self.rounds or self._plotted_round == self.rounds[-1]["round"]:
+            return
+        last = self.position is None or self.rounds[-1]["round"] + 1 >= self.position.rounds
+        if last or STOP.requested or self.diverged or self._plots_due():
+            self._write_plots(self.rounds[-1]["round"])
+
+    def _plots_due(self) -> bool:
+        return time.monotonic() - _LAST_PLOTTED[self.run_dir] >= self.plot_every_seconds
 
     def _write_interval(self, epoch: int, logs, round_index: int) -> None:
         """The interval's training and validation metrics, at the run's step: round r's steps
@@ -345,6 +367,8 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         self._save_round_ticket(record)
         self._drop_old_checkpoints(record["round"])
         self._write_tensorboard(record)
+        if self._plots_due():
+            self._write_plots(record["round"])
 
     def _save_round_ticket(self, record):
         """The round's directory as a ticket: masks, the θ it rewinds to, the records (last).
@@ -375,7 +399,8 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
 
     def _checkpoint(self, round_directory: str):
         directory = layout.checkpoint_dir(round_directory)
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
+        items = self.checkpoint_items()
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer, **items)
         manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
         doomed = manager.checkpoints[: max(0, len(manager.checkpoints) - 1)]  # dropped by this save
         for prefix in doomed:  # forgotten before deleted: a crash between leaves them unrecorded
@@ -432,12 +457,19 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         with self.writer.as_default():
             for tag, value in round_scalars(record).items():
                 tf.summary.scalar(tag, value, step=record["round"])
-            rows = report.aggregate([self.rounds])
+        self.writer.flush()
+
+    def _write_plots(self, round_index: int) -> None:
+        """The plot images of the rounds so far, at step `round_index`."""
+        rows = report.aggregate([self.rounds])
+        with self.writer.as_default():
             for metric in ("accuracy", "early_stop_step"):
                 styles = {self.branch_name: self.line_style}
                 png = report.figure_png(report.plot({"this run": {self.branch_name: rows}}, metric, styles))
-                tf.summary.image(f"plot/{metric}", tf.image.decode_png(png)[None], step=record["round"])
+                tf.summary.image(f"plot/{metric}", tf.image.decode_png(png)[None], step=round_index)
         self.writer.flush()
+        _LAST_PLOTTED[self.run_dir] = time.monotonic()
+        self._plotted_round = round_index
 
 
 def _checkpoint_number(prefix: str) -> int:

@@ -8,9 +8,11 @@ import numpy as np
 
 from lth_keras._keras import keras
 from lth_keras import invariants, notices
+from lth_keras.evaluation import compiled_evaluation
 from lth_keras.masks import Masks, layer_of, magnitude_prune
 from lth_keras.model_state import (
     OptimizerReset,
+    WeightCopy,
     WeightSnapshot,
     get_effective_weights,
     get_masks,
@@ -75,9 +77,15 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         `val_loss`.
       validation_data: (x, y) or a dataset, needed for `eval_every_steps`; without it
         the round's validation metrics come from `fit(validation_data=...)`.
-      test_data: (x, y) or a dataset evaluated at the end of each round and at each
-        new early-stop candidate, as 'test_*' metrics.
-      eval_batch_size: batch size for evaluating (x, y) arrays.
+      test_data: (x, y) or a dataset evaluated at the end of each round, on the round's
+        final weights and on its weights at the early-stop step, as 'test_*' metrics. The
+        weights at each new early-stop candidate are kept in a copy beside the model's (one
+        more copy of the weights), so the test set is evaluated twice a round, not at every
+        new candidate; resuming by hand must checkpoint that copy (`checkpoint_items`).
+      eval_batch_size: batch size for evaluating (x, y) arrays. Arrays are evaluated by
+        `lth_keras.evaluation.CompiledEvaluation` in one compiled call, with the metrics
+        `model.evaluate` would give; datasets by `model.evaluate`. Validation metrics the
+        callback computes at an epoch's end are added to that epoch's logs as `val_*`.
       first_round: the number the first round's record gets (e.g. r for a control run
         that retrains the mask of round r); pruning and rewinding are unaffected.
       verbose: 1 prints a line per finished round, 0 is silent.
@@ -152,6 +160,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._epoch_start_steps = 0
         self._round_start_iteration = 0
         self._best = None  # (val_loss, step, val_metrics) of the current round
+        self._best_weights: Optional[WeightCopy] = None  # the weights at self._best's step
+        self._best_weights_held = False  # _best_weights holds this round's best, not yet tested
         self.diverged: Optional[Dict[str, Any]] = None  # {'round', 'step', 'reason'} once NaN/inf
         self._round_masks: Optional[Dict[str, np.ndarray]] = None  # bool: what this round trains with
         self._round_start_learning_rate: Optional[float] = None
@@ -308,6 +318,8 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._optimizer_reset = OptimizerReset(
             optimizer, self.model.trainable_variables, self.model.distribute_strategy
         )
+        if self.test_data is not None:
+            self._best_weights = WeightCopy(self.model)
         self._round_start_iteration = 0
         self._round_start_learning_rate = learning_rate_value(optimizer)
         self._remember_round_masks()
@@ -358,10 +370,13 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             )
 
     def _epoch_validation(self, logs) -> Dict[str, float]:
-        """The epoch's validation metrics: Keras's `val_*` logs, or `validation_data` evaluated."""
+        """The epoch's validation metrics: Keras's `val_*` logs, or `validation_data` evaluated
+        and added to `logs`, so that the callbacks after this one (History, TensorBoard, ...) see
+        them as they see Keras's."""
         val = {k: v for k, v in logs.items() if k.startswith("val_")}
         if not val and self.validation_data is not None:
             val = self._evaluate()
+            logs.update(val)
         return val
 
     def _evaluate(self, data=None, prefix: str = "val_") -> Dict[str, float]:
@@ -373,7 +388,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         state = [(v, v.numpy()) for m in self.model.metrics for v in m.variables]
         data = self.validation_data if data is None else data
         if isinstance(data, (tuple, list)):
-            results = self.model.evaluate(*data, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
+            results = compiled_evaluation(self.model, *data, self.eval_batch_size)()
         else:
             results = self.model.evaluate(data, verbose=0, return_dict=True)
         for variable, value in state:
@@ -385,10 +400,18 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if loss is None or not math.isfinite(loss):
             return
         if self._best is None or loss < self._best[0]:
-            metrics = dict(val_metrics)
-            if self.test_data is not None:
-                metrics.update(self._evaluate(self.test_data, "test_"))
-            self._best = (loss, step, metrics)
+            self._best = (loss, step, dict(val_metrics))
+            if self._best_weights is not None:  # tested at the round's end
+                self._best_weights.capture()
+                self._best_weights_held = True
+
+    def _test_best_weights(self) -> Dict[str, float]:
+        """Test metrics of the weights at the round's early-stop step (held in `_best_weights`)."""
+        self._best_weights.swap()
+        try:
+            return self._evaluate(self.test_data, "test_")
+        finally:
+            self._best_weights.swap()
 
     def _check_divergence(self, logs, weights: bool = False) -> bool:
         """Stops training if the loss (or, with `weights`, a weight) is NaN or inf; records it in `diverged`.
@@ -429,6 +452,9 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if self.test_data is not None:
             metrics.update(self._evaluate(self.test_data, "test_"))
         masks = get_masks(self.model)
+        early_stop_metrics = self._best[2] if self._best else {}
+        if self._best_weights_held:
+            early_stop_metrics = {**early_stop_metrics, **self._test_best_weights()}
         record = {
             "round": self._round + self.first_round,
             "weights_remaining": masks.weights_remaining,
@@ -436,7 +462,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             "steps": self._round_steps,
             "metrics": metrics,
             "early_stop_step": self._best[1] if self._best else None,
-            "early_stop_metrics": self._best[2] if self._best else {},
+            "early_stop_metrics": early_stop_metrics,
         }
         apply_masks_to_weights(self.model)
         self.rounds.append(record)
@@ -446,6 +472,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._round_steps = 0
         self._round_epochs = 0
         self._best = None
+        self._best_weights_held = False
         if self.one_shot and self._round >= 1:
             self.model.stop_training = self._stopped_training = True
             log.warning("one-shot ticket trained: training stops after round %d", self._round)
@@ -601,7 +628,29 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             "has_theta_k": self.theta_k is not None,
             "diverged": self.diverged,
             "theta_digests": self._theta_digests,
+            # The early-stop weights awaiting their test, checked on load_state (checkpoint_items)
+            "best_weights_digests": (
+                invariants.digests(self._best_weights.arrays()) if self._best_weights_held else None
+            ),
         }
+
+    def checkpoint_items(self, state: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """What a checkpoint of the callback's progress must hold besides model and optimizer.
+
+        With `test_data`, the weights at the round's early-stop step so far (tested when the
+        round ends). Save: `tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+        **callback.checkpoint_items())`, with `state_dict()` beside it; restore with
+        `checkpoint_items(state)`, for the saved `state`, after `prepare(model)`.
+        """
+        held = self._best_weights_held if state is None else bool(state.get("best_weights_digests"))
+        if not held:
+            return {}
+        if self._best_weights is None:
+            raise ValueError(
+                "this state holds early-stop weights to test: call prepare(model) on a callback "
+                "given test_data before restoring it"
+            )
+        return {"lottery_early_stop_weights": self._best_weights.copies}
 
     def load_state(self, state: Dict[str, Any], theta_0, theta_k=None) -> None:
         """Restores progress saved by `state_dict`, with the θ₀ (and θ_k) it rewinds to."""
@@ -620,6 +669,15 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._round_start_iteration = state["round_start_iteration"]
         self._pending_prune = state["pending_prune"]
         self._best = tuple(state["best"]) if state["best"] else None
+        self._best_weights_held = bool(state.get("best_weights_digests"))
+        # Were they restored into checkpoint_items(state)? (That refuses a callback with no copy.)
+        if self.checkpoint_items(state) and (
+            invariants.digests(self._best_weights.arrays()) != state["best_weights_digests"]
+        ):
+            raise ValueError(
+                "the saved state has early-stop weights that were not restored: restore the "
+                "checkpoint as it was saved, with callback.checkpoint_items(state) among its objects"
+            )
         self.rounds = list(state["rounds"])
         self.diverged = state.get("diverged")
         if self.model is not None:  # the restored checkpoint's masks are what this round trains with

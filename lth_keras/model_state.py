@@ -14,6 +14,7 @@ from lth_keras import storage
 from lth_keras._keras import keras
 from lth_keras.keras_internals import internals_changed, private_attribute
 from lth_keras.masks import Masks, check_same_keys
+from lth_keras.random_state import random_state_variables
 from lth_keras.wrapping import (
     apply_masks_to_weights,
     flat_layers,
@@ -160,6 +161,40 @@ def restore_snapshot(model, snapshot: Mapping[str, np.ndarray]) -> None:
     apply_masks_to_weights(model)
 
 
+class WeightCopy:
+    """A copy of a model's weights (those a snapshot holds) in variables beside them.
+
+    For a state the model must get back to within a round, such as the weights at the
+    early-stop step: copying is one assign per weight on the device, no round trip through
+    host memory. `copies` (a list of variables) goes into a `tf.train.Checkpoint` as it is.
+    """
+
+    def __init__(self, model):
+        variables = snapshot_variables(model)
+        self._keys, self._model_variables = list(variables), list(variables.values())
+        with model.distribute_strategy.scope():
+            self.copies = [
+                tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"weight_copy_{i}")
+                for i, v in enumerate(self._model_variables)
+            ]
+
+    def capture(self) -> None:
+        """Copies the model's weights now."""
+        for copy, variable in zip(self.copies, self._model_variables):
+            copy.assign(variable)
+
+    def swap(self) -> None:
+        """Exchanges the model's weights with the copy's (swapping twice puts both back)."""
+        for copy, variable in zip(self.copies, self._model_variables):
+            current = variable.read_value()
+            variable.assign(copy)
+            copy.assign(current)
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """Weight key -> the copy's value."""
+        return {key: copy.numpy() for key, copy in zip(self._keys, self.copies)}
+
+
 def optimizer_variables(optimizer):
     """All state variables of a tf_keras optimizer, new or legacy."""
     variables = optimizer.variables
@@ -229,3 +264,24 @@ class OptimizerReset:
                 else initial
             )
         self.optimizer.iterations.assign(iterations)
+
+
+class ModelReset:
+    """Remembers a compiled model's state now, to put it back: what building and compiling it
+    again would give, without tracing and compiling its steps again.
+
+    Every variable of the model (weights, masks, pruning bookkeeping, the random layers'
+    generators) and the optimizer's freshly built state (see `OptimizerReset`), with the
+    optimizer's step counter at 0. The weights are held in host memory, one copy.
+    """
+
+    def __init__(self, model):
+        variables = list(model.variables) + random_state_variables(model)
+        self._values = [(variable, variable.numpy()) for variable in variables]
+        strategy = model.distribute_strategy
+        self._optimizer = OptimizerReset(model.optimizer, model.trainable_variables, strategy)
+
+    def reset(self) -> None:
+        for variable, value in self._values:
+            variable.assign(value)
+        self._optimizer.reset(0)

@@ -49,3 +49,9 @@ def _stateful_generator(layer):
     if not isinstance(generator, tf.random.Generator):
         raise internals_changed(f"{_WHAT}'s tf.random.Generator", f"{type(randomness).__name__}._generator")
     return generator
+
+
+def random_state_variables(model) -> list:
+    """The state variable of each generator `checkpoint_random_state` gave the model's layers."""
+    generators = [getattr(unwrapped(layer), RANDOM_STATE, None) for layer in flat_layers(model)]
+    return [generator.state for generator in generators if generator is not None]

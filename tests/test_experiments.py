@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import lth_keras
 from experiments import branches
 from experiments import config as config_lib
-from experiments import components, layout, runner
+from experiments import components, layout, progress, runner
 from tests.helpers.cli import run_experiment
 
 SUITES = ["lenet", "conv2", "conv4", "conv6", "vgg16", "vgg19", "resnet18", "resnet20"]
@@ -192,7 +192,18 @@ def test_every_suite_runs_with_smoke(suite, tmp_path):
     assert "final/test_accuracy" in scalars and "final/val_loss" in scalars and "early_stop_step" in scalars
     assert any(tag.startswith("sparsity/") for tag in scalars)
     assert "_hparams_/session_start_info" in scalars  # the HParams plugin's record of this run
-    assert [step for step, _ in scalars["plot/accuracy"]] == [0, 1, 2]  # the plot image, each round
+    # The plot images: drawn at most once a minute (PLOT_EVERY_SECONDS) and when fit ends.
+    assert [step for step, _ in scalars["plot/accuracy"]] == [2]
+
+
+def test_plot_images_are_drawn_each_round_when_rounds_are_far_enough_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(progress, "PLOT_EVERY_SECONDS", 0.0)
+    config = dataclasses.replace(_suite("lenet"), dataset="synthetic", smoke=True, output_dir=str(tmp_path))
+    runner.train_and_evaluate(config)
+    run = layout.run_dir(layout.experiment_dir(runner.resolve(config)), "ticket", 0)
+    scalars = _scalars(run)
+    for tag in ("plot/accuracy", "plot/early_stop_step"):
+        assert [step for step, _ in scalars[tag]] == [0, 1, 2]
 
 
 def test_controls_retrain_the_saved_masks_and_reruns_skip_finished_rounds(tmp_path):

@@ -12,7 +12,7 @@ only for a --deterministic run without dropout; the command prints which weights
 and for retrained ones the test accuracy the run recorded next to the one retrained.
 The dense model it compares with is round 0 (all weights), got the same way.
 
-Files go to --out (default <experiment>.export/replicate_<i>/round_<n>/): model.tflite,
+Files go to --export_dir (default <experiment>.export/replicate_<i>/round_<n>/): model.tflite,
 model_int8.tflite, saved_model/, model.keras, and figures.json (the printed figures).
 Refused, with `error: ...` and exit code 2, before anything is written: a format that is
 unknown or not installed (naming the package), a round that is not finished or whose files
@@ -37,7 +37,9 @@ flags.DEFINE_integer("round", None, "The round to export (default: the run's las
 flags.DEFINE_integer("replicate", 0, "The replicate of the ticket run.")
 flags.DEFINE_list("format", ["tflite"], f"Formats to write, comma-separated: {', '.join(exporting.FORMATS)}.")
 flags.DEFINE_bool("int8", False, "Also write dynamic-range int8 TFLite (needs tflite among --format).")
-flags.DEFINE_string("out", None, "Output directory (default: <experiment>.export/replicate_<i>/round_<n>).")
+flags.DEFINE_string(
+    "export_dir", None, "Output directory (default: <experiment>.export/replicate_<i>/round_<n>)."
+)
 flags.DEFINE_bool("overwrite", False, "Replace output files that exist.")
 flags.DEFINE_bool(
     "retrain", False, "Retrain the round even when its checkpoint is kept (to check it reproduces)."
@@ -363,7 +365,8 @@ def run(
     for target in [os.path.join(out, FILE_NAMES[v.key]) for v in chosen] + [os.path.join(out, FIGURES_FILE)]:
         if os.path.lexists(target) and not overwrite:
             raise FileExistsError(
-                f"{target} exists: nothing was written; use --overwrite to replace it, or another --out"
+                f"{target} exists: nothing was written; use --overwrite to replace it, "
+                "or another --export_dir"
             )
     sources = {"ticket": ticket}
     if dense and ticket.index:
@@ -438,7 +441,7 @@ def main(argv):
             replicate=FLAGS.replicate,
             formats=tuple(FLAGS.format),
             int8=FLAGS.int8,
-            out=FLAGS.out,
+            out=FLAGS.export_dir,
             overwrite=FLAGS.overwrite,
             force_retrain=FLAGS.retrain,
             dense=FLAGS.dense,

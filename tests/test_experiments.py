@@ -241,3 +241,31 @@ def test_bad_flag_on_the_command_line_exits_with_its_name(tmp_path):
     result = run_experiment("conv6", "--prune_rate=1.5", f"--output_dir={tmp_path}", timeout=300)
     assert result.returncode == 2
     assert "--prune_rate=1.5" in result.stderr
+
+
+def test_each_control_level_trains_as_on_a_model_built_for_it_alone(tmp_path):
+    """A control's levels share one compiled model (ModelReset between them): each level's
+    record equals the one of a model built, given the level's weights and compiled for it alone."""
+    base = dataclasses.replace(
+        _suite("lenet"), dataset="synthetic", smoke=True, dropout=0.5, output_dir=str(tmp_path / "runs")
+    )
+    runner.train_and_evaluate(base)
+    config = runner.resolve(dataclasses.replace(base, control="random_prune"))
+    shared = runner.train_and_evaluate(config)[0]
+    assert [r["round"] for r in shared] == [0, 1, 2]
+    splits = components.shrink(components.load_data(config, config.dataset))
+    ticket_dir = layout.run_dir(layout.experiment_dir(config), "ticket", 0)
+    theta_0 = lth_keras.WeightSnapshot.load(layout.theta_file(ticket_dir, "theta_0"))
+    branch = branches.selected("random_prune")
+    for record in shared:
+        level = record["round"]
+        model = components.build_model(config, splits, config.seed)
+        masks = lth_keras.Masks.load(layout.round_dir(ticket_dir, level))
+        lth_keras.random_prune(model, theta_0, seed=config.seed + 1 + level, masks=masks)
+        components.compile_model(model, config)
+        dirs = {"write": str(tmp_path / f"alone_{level}")}
+        callback = branches._round_logger(
+            branch, config, splits, dirs, 1, 0, first_round=level, is_ticket=False
+        )
+        branches.train_rounds(config, splits, model, callback, 1, None)
+        assert callback.rounds == [record]

@@ -33,3 +33,30 @@ lint: install
 
 test: lint
 	$(PY) -m pytest -q tests
+
+# Keras 3 on its other backends (issue 17), each in a venv of its own beside .venv, which
+# keeps TensorFlow: .venv-jax and .venv-torch hold Keras 3, one backend, the test tools and
+# this project (--no-deps: setup.py's requirements are TensorFlow's). torch==2.13.0 is
+# the CPU wheel in /opt/wheels (pip's find-links here), not a CUDA build from PyPI.
+KERAS3_PACKAGES := keras==3.15.1 numpy pytest hypothesis
+KERAS3_BACKEND_PACKAGES_jax := 'jax[cpu]==0.10.2'
+KERAS3_BACKEND_PACKAGES_torch := torch==2.13.0
+
+.PHONY: keras3-envs test-keras3
+
+.venv-%/.installed: setup.py
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q $(KERAS3_PACKAGES) $(KERAS3_BACKEND_PACKAGES_$*)
+	.venv-$*/bin/python -m pip install -q -e . --no-deps
+	touch $@
+
+keras3-envs: .venv-jax/.installed .venv-torch/.installed
+
+# tests/keras3 on the three backends, one after the other; --confcutdir keeps pytest from
+# loading tests/conftest.py, which imports tf_keras (not in .venv-jax or .venv-torch).
+KERAS3_PYTEST := -m pytest -q -p no:cacheprovider --confcutdir=tests/keras3 tests/keras3
+test-keras3: install keras3-envs
+	KERAS_BACKEND=tensorflow $(PY) $(KERAS3_PYTEST)
+	KERAS_BACKEND=jax .venv-jax/bin/python $(KERAS3_PYTEST)
+	KERAS_BACKEND=torch .venv-torch/bin/python $(KERAS3_PYTEST)

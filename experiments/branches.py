@@ -115,13 +115,14 @@ def _ticket_masks(round_directory: str, model):
     return masks
 
 
-def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None):
+def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None, stream=None):
     """Fits `rounds` rounds with `callback`, first restoring checkpoint `point` if given.
 
     A Keras epoch here is one validation interval (`--eval_every` steps): the callback
     validates, checks and may checkpoint at each. `theta_dir` holds the θ₀/θ_k a resumed
-    ticket rewinds to (None for a control). Raises TrainingDiverged or Interrupted when
-    training stopped early.
+    ticket rewinds to (None for a control). `stream`: the run's training stream from its
+    first step, if built already (a control's levels share it; a resumed one starts later).
+    Raises TrainingDiverged or Interrupted when training stopped early.
     """
     intervals_per_round = config.iterations // config.eval_every
     intervals_done = 0
@@ -129,9 +130,12 @@ def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None)
         intervals_done = progress.restore(model, callback, point, theta_dir)
         print(f"resuming {point['round_dir']} at {progress.describe(point['state'])}")
     callback.set_intervals_done(intervals_done)
-    train = components.training_batches(config, splits, model, start_step=intervals_done * config.eval_every)
+    if stream is None or intervals_done:
+        stream = components.training_batches(
+            config, splits, model, start_step=intervals_done * config.eval_every
+        )
     model.fit(
-        train,
+        stream,
         steps_per_epoch=config.eval_every,
         initial_epoch=intervals_done,
         epochs=rounds * intervals_per_round,
@@ -213,12 +217,14 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
     """Retrains each of the ticket's saved masks under a control, one round per level.
 
     Every level starts from the model as built and compiled (`ModelReset`), so one compiled
-    model serves all levels: each level trains as on a model built and compiled for it alone.
+    model serves all levels: each level trains as on a model built and compiled for it alone,
+    on the same training stream (a function of the step alone).
     """
     ticket_rounds = progress.finished_rounds(ticket_dir)  # preflight_control checked there is one
     done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
     levels = ticket_rounds[: config.prune_iters + 1]
-    model = fresh = None
+    model = fresh = stream = None
+    interval_steps_written = None  # TensorBoard's, as the level before left it
     for record in levels:
         index = record["round"]
         if index in done:
@@ -230,14 +236,24 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
                 model = components.build_model(config, splits, seed)
                 components.compile_model(model, config)
                 fresh = lth_keras.model_state.ModelReset(model)
+                stream = components.training_batches(config, splits, model)
             fresh.reset()
             masks = _ticket_masks(round_directory, model)
             retrain(model, masks, _ticket_theta_0(ticket_dir, model), control_seed)
         callback = _round_logger(
-            branch, config, splits, dirs, len(levels), replicate, first_round=index, is_ticket=False
+            branch,
+            config,
+            splits,
+            dirs,
+            len(levels),
+            replicate,
+            first_round=index,
+            is_ticket=False,
+            interval_steps_written=interval_steps_written,
         )
         point = progress.resume_point(dirs["read"], only_round=index)
-        train_rounds(config, splits, model, callback, 1, point)
+        train_rounds(config, splits, model, callback, 1, point, stream=stream)
+        interval_steps_written = callback.interval_steps_written
     return progress.finished_rounds(dirs["write"])[: config.prune_iters + 1]
 
 

@@ -234,6 +234,7 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         position: Optional[progress_bar.Position] = None,
         progress_stream=None,
         plot_every_seconds: Optional[float] = None,
+        interval_steps_written: Optional[int] = None,
         **kwargs,
     ):
         """`is_ticket`: save θ₀/θ_k and keep each finished round's checkpoint until the next
@@ -242,7 +243,10 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         `position` (rounds and replicate) labels the progress bar, drawn on `progress_stream`
         (default stdout) when that is a terminal; without `position` there is no bar.
         `plot_every_seconds`: the least time between two draws of the plot images (0: every
-        round; default PLOT_EVERY_SECONDS); a fit's last round is always drawn."""
+        round; default PLOT_EVERY_SECONDS); a fit's last round is always drawn.
+        `interval_steps_written`: the last step of the per-interval scalars in the run's
+        TensorBoard directory, if known (the callback of the fit before in this process
+        knows it); else it is read from the event files when fit starts."""
         super().__init__(**kwargs)
         self.run_dir = run_dir
         self.checkpoint_every_intervals = checkpoint_every_intervals
@@ -250,6 +254,7 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         self.branch_name, self.line_style = branch_name, line_style
         self.writer = tf.summary.create_file_writer(layout.tensorboard_dir(run_dir))
         self._intervals_done = 0  # validation intervals, one Keras epoch each
+        self._known_steps_written = interval_steps_written
         self._interval_steps_written = 0  # per-interval scalars up to this step are in TensorBoard
         self.position = position
         self.bar = progress_bar.ProgressBar(progress_stream, enabled=position is not None)
@@ -258,6 +263,11 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         _LAST_PLOTTED.setdefault(run_dir, time.monotonic())
         self._plotted_round = None  # the round this callback last drew the plots for
 
+    @property
+    def interval_steps_written(self) -> int:
+        """The last step of the per-interval scalars this run has in TensorBoard."""
+        return self._interval_steps_written
+
     def set_intervals_done(self, count: int) -> None:
         self._intervals_done = count
 
@@ -265,7 +275,9 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
     # each is recorded in the run's manifest once complete.
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._interval_steps_written = last_interval_step(layout.tensorboard_dir(self.run_dir))
+        self._interval_steps_written = self._known_steps_written
+        if self._interval_steps_written is None:
+            self._interval_steps_written = last_interval_step(layout.tensorboard_dir(self.run_dir))
         self.manifest = Manifest.load(self.run_dir)
         self._record_unrecorded_ticket_files()
         self._save_theta()
@@ -300,7 +312,7 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         self._epoch = epoch
         if self.position is not None and not self.bar.active:
             round_steps = self.epochs_per_round * self.params["steps"]
-            label = self.position.label(self._round + self.first_round)
+            label = self.position.label(self.current_round)
             self.bar.start(label, round_steps, done=self._steps_into_round(epoch, 0))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -339,7 +351,7 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
     def on_epoch_end(self, epoch, logs=None):
         self._intervals_done = epoch + 1
         rounds_before = len(self.rounds)
-        round_index = self._round + self.first_round  # before a finished round moves it on
+        round_index = self.current_round  # before a finished round moves it on
         self.bar.update(self._steps_into_round(epoch, self.params["steps"]))
         super().on_epoch_end(epoch, logs)
         self._write_interval(epoch, logs or {}, round_index)
@@ -348,9 +360,9 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         self._save_theta()
         due = self._intervals_done % self.checkpoint_every_intervals == 0 or STOP.requested
         if len(self.rounds) == rounds_before and due:  # a finished round has just checkpointed
-            if self._check_divergence(logs or {}, weights=True):
+            if self.stop_if_diverged(logs or {}, weights=True):
                 return  # the loss was finite, the weights are not: never checkpoint them
-            self._checkpoint(layout.round_dir(self.run_dir, self._round + self.first_round))
+            self._checkpoint(layout.round_dir(self.run_dir, self.current_round))
         if STOP.requested:
             self.model.stop_training = True
 

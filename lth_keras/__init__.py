@@ -37,7 +37,7 @@ _EXPORTS = {
     "checkpoint_random_state": "lth_keras.random_state",
     "magnitude_prune": "lth_keras.masks",
     "random_masks_like": "lth_keras.masks",
-    "WeightSnapshot": "lth_keras.model_state",
+    "WeightSnapshot": "lth_keras.snapshots",
     "get_effective_weights": "lth_keras.model_state",
     "get_masks": "lth_keras.model_state",
     "set_masks": "lth_keras.model_state",

@@ -7,16 +7,10 @@ else, so `tf.keras` and `tf_keras` are the same library.
 
 import tf_keras as keras
 
+from lth_keras import adapters
+
 
 def check_keras2_model(model, argument: str = "model") -> None:
     """Raises TypeError unless `model` is a tf_keras (Keras 2) model."""
-    if isinstance(model, keras.Model):
-        return
-    module = type(model).__module__
-    if module.startswith("keras"):
-        raise TypeError(
-            f"`{argument}` is a Keras 3 model ({type(model).__module__}.{type(model).__name__}); "
-            "tfmot's pruning wrappers only work with Keras 2. Build the model with "
-            "`lth_keras.keras` (the tf_keras package) instead of `keras`."
-        )
-    raise TypeError(f"`{argument}` must be a tf_keras Model, got {type(model).__name__}: {model!r}")
+    if not isinstance(model, keras.Model):
+        raise TypeError(adapters.unsupported_model(model, argument))

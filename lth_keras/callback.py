@@ -1,31 +1,21 @@
-"""LotteryTicketCallback: iterative magnitude pruning with rewinding, inside model.fit."""
+"""LotteryTicketCallback: iterative magnitude pruning with rewinding, inside model.fit.
+
+The round engine, written once for every framework: when rounds start and end, what is
+pruned, rewinds, optimizer resets, the early-stop step, divergence and the invariants. It
+imports no Keras: reading and writing the model is the job of its framework's adapter
+(lth_keras.adapters), chosen when the callback meets its model.
+"""
 
 import logging
-import math
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from lth_keras._keras import keras
-from lth_keras import invariants, notices
-from lth_keras.evaluation import compiled_evaluation
+from lth_keras import adapters, invariants, notices
+from lth_keras.callback_base import CallbackBase
 from lth_keras.masks import Masks, layer_of, magnitude_prune
-from lth_keras.model_state import (
-    OptimizerReset,
-    WeightCopy,
-    WeightSnapshot,
-    get_effective_weights,
-    get_masks,
-    get_stored_weights,
-    layer_rates,
-    learning_rate_value,
-    masked_variables,
-    pruning_groups,
-    restore_snapshot,
-    set_masks,
-    take_snapshot,
-)
-from lth_keras.neighbours import callbacks_beside, check_callbacks_beside
+from lth_keras.rounds import RoundState
+from lth_keras.snapshots import WeightSnapshot
 from lth_keras.tickets import Ticket, save_ticket
 from lth_keras.validation import (
     check_bool,
@@ -33,19 +23,16 @@ from lth_keras.validation import (
     check_non_negative_int,
     check_positive_int,
 )
-from lth_keras.wrapping import (
-    apply_masks_to_weights,
-    enable_training,
-    lottery_layers,
-    mark_round,
-    marked_round,
-)
 
 log = logging.getLogger(__name__)
 
 
-class LotteryTicketCallback(keras.callbacks.Callback):
+class LotteryTicketCallback(CallbackBase):
     """Finds a lottery ticket by iterative magnitude pruning during `model.fit`.
+
+    It serves tf_keras models prepared by `prune_for_lottery` on tfmot's wrappers;
+    whatever reads or writes the model goes through the adapter of the model's framework
+    (lth_keras.adapters), so the round logic here is written once.
 
     Training is cut into rounds of `epochs_per_round` epochs (or `steps_per_round`
     steps). At the end of each round the callback records the round, and before the
@@ -147,22 +134,14 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self.verbose = check_non_negative_int(verbose, "verbose")
         self.keep_theta_0 = check_bool(keep_theta_0, "keep_theta_0")
         self.check_invariants = check_bool(check_invariants, "check_invariants")
-        self._theta_digests: Dict[str, Dict[str, str]] = {}  # "theta_0"/"theta_k" -> weight digests
 
-        self.rounds: List[Dict[str, Any]] = []
+        self.state = RoundState()  # what state_dict() stores
         self.theta_0: Optional[WeightSnapshot] = None
         self.theta_k: Optional[WeightSnapshot] = None
-        self._optimizer_reset: Optional[OptimizerReset] = None
-        self._round = 0
-        self._pending_prune = False
-        self._round_steps = 0
-        self._round_epochs = 0
+        self._adapter = None  # the model's framework's (lth_keras.adapters), set with the model
+        self._optimizer_reset = None  # the adapter's: puts the optimizer back as it was built
+        self._best_weights = None  # the adapter's WeightCopy of the weights at state.best's step
         self._epoch_start_steps = 0
-        self._round_start_iteration = 0
-        self._best = None  # (val_loss, step, val_metrics) of the current round
-        self._best_weights: Optional[WeightCopy] = None  # the weights at self._best's step
-        self._best_weights_held = False  # _best_weights holds this round's best, not yet tested
-        self.diverged: Optional[Dict[str, Any]] = None  # {'round', 'step', 'reason'} once NaN/inf
         self._round_masks: Optional[Dict[str, np.ndarray]] = None  # bool: what this round trains with
         self._round_start_learning_rate: Optional[float] = None
         self._finish_at_epoch_end = False  # a step-based round ended on an epoch's last batch
@@ -170,7 +149,22 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         self._progbar_beside = False  # Keras's ProgbarLogger is in this fit's callbacks
         self._waiting_lines: List[str] = []  # round lines held until the progress bar ends its line
 
-    # --- what the round logic rewinds to -------------------------------------------
+    # --- the run's progress ----------------------------------------------------------
+
+    @property
+    def rounds(self) -> List[Dict[str, Any]]:
+        """One record per finished round (see README, "The rounds")."""
+        return self.state.rounds
+
+    @property
+    def diverged(self) -> Optional[Dict[str, Any]]:
+        """{'round', 'step', 'reason'} once training produced a NaN or inf, else None."""
+        return self.state.diverged
+
+    @property
+    def current_round(self) -> int:
+        """The number of the round training now (or just finished), counted from `first_round`."""
+        return self.state.round + self.first_round
 
     @property
     def rewind_weights(self) -> Optional[WeightSnapshot]:
@@ -179,7 +173,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     @property
     def masks(self) -> Masks:
-        return get_masks(self.model)
+        return self._adapter.get_masks(self.model)
 
     # --- Keras hooks ---------------------------------------------------------------
 
@@ -202,16 +196,17 @@ class LotteryTicketCallback(keras.callbacks.Callback):
                 "it would rewind that model to the first one's θ₀ and reset the first one's optimizer. "
                 "Create a new LotteryTicketCallback for each model (e.g. inside the loop over seeds)"
             )
+        self._adapter = adapters.for_model(model)
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        lottery_layers(self.model)  # refuses a model that was not prepared
+        self._adapter.check_prepared(self.model)  # refuses a model that was not prepared
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             raise ValueError("compile the model before training it with LotteryTicketCallback")
-        others = callbacks_beside(self)
-        check_callbacks_beside(others)
-        self._progbar_beside = any(isinstance(other, keras.callbacks.ProgbarLogger) for other in others)
+        others = self._adapter.callbacks_beside(self)
+        self._adapter.check_callbacks_beside(others)
+        self._progbar_beside = any(self._adapter.is_progress_bar(other) for other in others)
         if any(isinstance(other, LotteryTicketCallback) for other in others):
             raise ValueError(
                 "fit was given two LotteryTicketCallbacks, which would both prune the model: give it one"
@@ -234,30 +229,32 @@ class LotteryTicketCallback(keras.callbacks.Callback):
             self._adopt_optimizer(optimizer)
         self._check_masks_unchanged("before fit started")
         self._stopped_training = False
-        if self._pending_prune:
+        if self.state.pending_prune:
             self._start_next_round()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._print_waiting_lines()
-        if self._pending_prune:
+        if self.state.pending_prune:
             self._start_next_round()
-        self._epoch_start_steps = self._round_steps
+        self._epoch_start_steps = self.state.round_steps
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._pending_prune:
+        if self.state.pending_prune:
             self._start_next_round()
             self._epoch_start_steps = -batch
 
     def on_train_batch_end(self, batch, logs=None):
-        self._round_steps = self._epoch_start_steps + batch + 1
-        if self._round == 0 and self.rewind_step and self.theta_k is None:
-            if self._round_steps >= self.rewind_step:
-                self.theta_k = take_snapshot(self.model)
+        state = self.state
+        state.round_steps = self._epoch_start_steps + batch + 1
+        if state.round == 0 and self.rewind_step and self.theta_k is None:
+            if state.round_steps >= self.rewind_step:
+                self.theta_k = self._adapter.take_snapshot(self.model)
+                state.has_theta_k = True
                 self._release_theta_0()
                 self._remember_theta_digests()
-        if self.eval_every_steps and self._round_steps % self.eval_every_steps == 0:
-            self._track(self._round_steps, self._evaluate())
-        if self.steps_per_round and self._round_steps == self.steps_per_round:
+        if self.eval_every_steps and state.round_steps % self.eval_every_steps == 0:
+            self._track(state.round_steps, self._evaluate())
+        if self.steps_per_round and state.round_steps == self.steps_per_round:
             if batch + 1 == self.params.get("steps"):  # the epoch's end: finish with its validation
                 self._finish_at_epoch_end = True
             else:
@@ -265,30 +262,33 @@ class LotteryTicketCallback(keras.callbacks.Callback):
                 self._epoch_start_steps = -(batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = logs if logs is not None else {}
+        state = self.state
         self._check_masks_unchanged("at an epoch's end")
-        apply_masks_to_weights(self.model, only_masked_in_call=True)  # so epoch-end checkpoints hold zeros
-        if self._check_divergence(logs):
+        self._adapter.apply_masks_to_weights(
+            self.model, only_masked_in_call=True
+        )  # epoch-end checkpoints hold 0
+        if self.stop_if_diverged(logs):
             return
         if self.steps_per_round is None:
-            self._round_steps = int(self.model.optimizer.iterations.numpy()) - self._round_start_iteration
-            self._round_epochs += 1
-        if self.eval_every_steps is None and not self._pending_prune:
-            self._track(self._round_steps, self._epoch_validation(logs))
-        if self._finish_at_epoch_end or self._round_epochs == self.epochs_per_round:
+            state.round_steps = self._adapter.iterations(self.model.optimizer) - state.round_start_iteration
+            state.round_epochs += 1
+        if self.eval_every_steps is None and not state.pending_prune:
+            self._track(state.round_steps, self._epoch_validation(logs))
+        if self._finish_at_epoch_end or state.round_epochs == self.epochs_per_round:
             self._finish_at_epoch_end = False
             self._finish_round(logs)
 
     def on_train_end(self, logs=None):
         self._print_waiting_lines()
         self._check_masks_unchanged("when fit ended")
-        apply_masks_to_weights(self.model)
+        self._adapter.apply_masks_to_weights(self.model)
         self._say_if_fit_ended_mid_run()
 
     # --- round logic ---------------------------------------------------------------
 
     def _check_steps_per_execution(self):
-        steps_per_execution = int(self.model._steps_per_execution.numpy())
+        steps_per_execution = self._adapter.steps_per_execution(self.model)
         for name in ("rewind_step", "steps_per_round", "eval_every_steps"):
             value = getattr(self, name)
             if value and value % steps_per_execution:
@@ -305,31 +305,30 @@ class LotteryTicketCallback(keras.callbacks.Callback):
                 )
 
     def _capture_initial_state(self, optimizer):
-        iterations = int(optimizer.iterations.numpy())
+        adapter = self._adapter
+        iterations = adapter.iterations(optimizer)
         if iterations != 0:
             raise ValueError(
                 f"the optimizer has already taken {iterations} steps: LotteryTicketCallback must "
                 "see training from the initial weights θ₀; compile with a fresh optimizer"
             )
-        enable_training(self.model)
+        adapter.enable_training(self.model)
         self._warn_if_already_in_a_lottery()
-        self.theta_0 = take_snapshot(self.model)
+        self.theta_0 = adapter.take_snapshot(self.model)
         self._remember_theta_digests()
-        self._optimizer_reset = OptimizerReset(
-            optimizer, self.model.trainable_variables, self.model.distribute_strategy
-        )
+        self._optimizer_reset = adapter.optimizer_reset(self.model, optimizer)
         if self.test_data is not None:
-            self._best_weights = WeightCopy(self.model)
-        self._round_start_iteration = 0
-        self._round_start_learning_rate = learning_rate_value(optimizer)
+            self._best_weights = adapter.weight_copy(self.model)
+        self.state.round_start_iteration = 0
+        self._round_start_learning_rate = adapter.learning_rate_value(optimizer)
         self._remember_round_masks()
-        mark_round(self.model, self.first_round)
+        adapter.mark_round(self.model, self.first_round)
 
     def _warn_if_already_in_a_lottery(self) -> None:
         """A fresh callback calls the model's state θ₀ and round 0: say so if it was mid-run or pruned."""
         if self.first_round:
             return  # retraining a ticket's round, as the controls do
-        marked, masks = marked_round(self.model), get_masks(self.model)
+        marked, masks = self._adapter.marked_round(self.model), self._adapter.get_masks(self.model)
         if marked is None and masks.weights_remaining == 1.0:
             return
         state = f"is {100 * masks.weights_remaining:.2f}% unpruned"
@@ -348,24 +347,23 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         Mid-round, the new optimizer continues the round's step count (so records, θ_k and
         learning-rate schedules stay in step) with the fresh slots the user compiled it with.
         """
-        iterations = int(optimizer.iterations.numpy())
+        iterations = self._adapter.iterations(optimizer)
         if iterations != 0:
             raise ValueError(
                 f"the model was compiled again with an optimizer that has already taken {iterations} "
                 "steps: LotteryTicketCallback resets the optimizer to its initial state each round, so "
                 "compile with a fresh optimizer"
             )
-        self._optimizer_reset = OptimizerReset(
-            optimizer, self.model.trainable_variables, self.model.distribute_strategy
-        )
-        if self._pending_prune:
+        self._optimizer_reset = self._adapter.optimizer_reset(self.model, optimizer)
+        state = self.state
+        if state.pending_prune:
             return  # the next round starts by resetting it
-        step = self._round_start_iteration + self._round_steps
-        optimizer.iterations.assign(step)
-        if self._round_steps:
+        step = state.round_start_iteration + state.round_steps
+        self._adapter.set_iterations(optimizer, step)
+        if state.round_steps:
             notices.warn(
-                f"the model was compiled again {self._round_steps} steps into round "
-                f"{self._round + self.first_round}: its new optimizer continues at iteration {step} with "
+                f"the model was compiled again {state.round_steps} steps into round "
+                f"{self.current_round}: its new optimizer continues at iteration {step} with "
                 "fresh slots (e.g. Adam's moments), so this round trains differently from the others"
             )
 
@@ -380,30 +378,16 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         return val
 
     def _evaluate(self, data=None, prefix: str = "val_") -> Dict[str, float]:
-        """Metrics on `data` (default the validation data) named prefix + metric.
-
-        Keras's evaluate resets the model's metrics; their running training values are
-        put back afterwards so the epoch's training metrics stay right.
-        """
-        state = [(v, v.numpy()) for m in self.model.metrics for v in m.variables]
+        """Metrics on `data` (default the validation data) named prefix + metric; the model's
+        running training metrics are left as they were."""
         data = self.validation_data if data is None else data
-        if isinstance(data, (tuple, list)):
-            results = compiled_evaluation(self.model, *data, self.eval_batch_size)()
-        else:
-            results = self.model.evaluate(data, verbose=0, return_dict=True)
-        for variable, value in state:
-            variable.assign(value)
-        return {f"{prefix}{k}": float(v) for k, v in results.items()}
+        results = self._adapter.evaluate(self.model, data, self.eval_batch_size)
+        return {f"{prefix}{k}": v for k, v in results.items()}
 
     def _track(self, step: int, val_metrics: Dict[str, float]):
-        loss = val_metrics.get("val_loss")
-        if loss is None or not math.isfinite(loss):
-            return
-        if self._best is None or loss < self._best[0]:
-            self._best = (loss, step, dict(val_metrics))
-            if self._best_weights is not None:  # tested at the round's end
-                self._best_weights.capture()
-                self._best_weights_held = True
+        if self.state.offer_early_stop(step, val_metrics) and self._best_weights is not None:
+            self._best_weights.capture()  # tested at the round's end
+            self.state.best_weights_digests = {}  # held; digested when the state is stored
 
     def _test_best_weights(self) -> Dict[str, float]:
         """Test metrics of the weights at the round's early-stop step (held in `_best_weights`)."""
@@ -413,103 +397,101 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         finally:
             self._best_weights.swap()
 
-    def _check_divergence(self, logs, weights: bool = False) -> bool:
+    def stop_if_diverged(self, logs, weights: bool = False) -> bool:
         """Stops training if the loss (or, with `weights`, a weight) is NaN or inf; records it in `diverged`.
 
         The loss is the mean over the steps so far, so one NaN or inf step shows in it. The
-        weights are read only when asked (at a round's end, before they are ranked): reading
-        them every epoch would cost a copy of the model each time.
+        weights are read only when asked (at a round's end, before they are ranked, and before a
+        checkpoint): reading them every epoch would cost a copy of the model each time.
         """
         loss = logs.get("loss")
-        if loss is not None and not math.isfinite(loss):
+        if loss is not None and not np.isfinite(loss):
             reason = f"loss {loss}"
-        elif weights and not all(np.isfinite(w.numpy()).all() for w in self.model.weights):
+        elif weights and not self._adapter.weights_finite(self.model):
             reason = "a weight is NaN or inf"
         else:
             return False
-        step = int(self.model.optimizer.iterations.numpy()) - self._round_start_iteration
-        self.diverged = {"round": self._round + self.first_round, "step": step, "reason": reason}
+        step = self._adapter.iterations(self.model.optimizer) - self.state.round_start_iteration
+        self.state.diverged = {"round": self.current_round, "step": step, "reason": reason}
         self.model.stop_training = self._stopped_training = True
-        log.warning(
-            "training diverged (%s) at round %d, step %d: stopping", reason, self.diverged["round"], step
-        )
+        log.warning("training diverged (%s) at round %d, step %d: stopping", reason, self.current_round, step)
         self.on_diverged(self.diverged)
         return True
 
     def _finish_round(self, logs):
-        if self._check_divergence(logs, weights=True):
+        if self.stop_if_diverged(logs, weights=True):
             return
+        state = self.state
         if self.check_invariants:
             self._check_pruned_weights_stayed_zero()
-        if self._round == 0 and self.rewind_step and self.theta_k is None:
+        if state.round == 0 and self.rewind_step and self.theta_k is None:
             raise ValueError(
                 f"`rewind_step`={self.rewind_step} is beyond the first round, which "
-                f"ended after {self._round_steps} steps"
+                f"ended after {state.round_steps} steps"
             )
         metrics = {k: float(v) for k, v in logs.items() if np.ndim(v) == 0}
         if self.validation_data is not None and not any(k.startswith("val_") for k in metrics):
             metrics.update(self._evaluate())
         if self.test_data is not None:
             metrics.update(self._evaluate(self.test_data, "test_"))
-        masks = get_masks(self.model)
-        early_stop_metrics = self._best[2] if self._best else {}
-        if self._best_weights_held:
+        masks = self._adapter.get_masks(self.model)
+        early_stop_metrics = state.best[2] if state.best else {}
+        if state.best_weights_digests is not None:
             early_stop_metrics = {**early_stop_metrics, **self._test_best_weights()}
         record = {
-            "round": self._round + self.first_round,
+            "round": self.current_round,
             "weights_remaining": masks.weights_remaining,
             "layer_sparsity": masks.layer_sparsity(),
-            "steps": self._round_steps,
+            "steps": state.round_steps,
             "metrics": metrics,
-            "early_stop_step": self._best[1] if self._best else None,
+            "early_stop_step": state.best[1] if state.best else None,
             "early_stop_metrics": early_stop_metrics,
         }
-        apply_masks_to_weights(self.model)
-        self.rounds.append(record)
+        self._adapter.apply_masks_to_weights(self.model)
+        state.rounds.append(record)
         if self.verbose:
             self._say_round(format_round(record))
 
-        self._round_steps = 0
-        self._round_epochs = 0
-        self._best = None
-        self._best_weights_held = False
-        if self.one_shot and self._round >= 1:
+        state.start_round()
+        state.best_weights_digests = None
+        if self.one_shot and state.round >= 1:
             self.model.stop_training = self._stopped_training = True
-            log.warning("one-shot ticket trained: training stops after round %d", self._round)
+            log.warning("one-shot ticket trained: training stops after round %d", state.round)
         else:
-            self._pending_prune = True
+            state.pending_prune = True
         self.on_round_end(record)  # after the bookkeeping, so state_dict() here is resumable
 
     def _start_next_round(self):
         """Prunes by magnitude of the trained weights, rewinds, resets the optimizer."""
-        masks_before = get_masks(self.model)
+        adapter, model = self._adapter, self.model
+        masks_before = adapter.get_masks(model)
         self._check_masks_unchanged("when the round ended", masks_before)
-        rates, groups = layer_rates(self.model), pruning_groups(self.model)
-        new_masks = magnitude_prune(get_effective_weights(self.model), masks_before, rates, groups)
-        set_masks(self.model, new_masks)
-        restore_snapshot(self.model, self.rewind_weights)
+        rates, groups = adapter.layer_rates(model), adapter.pruning_groups(model)
+        new_masks = magnitude_prune(adapter.get_effective_weights(model), masks_before, rates, groups)
+        adapter.set_masks(model, new_masks)
+        adapter.restore_snapshot(model, self.rewind_weights)
         self._optimizer_reset.reset(self.rewind_step)
         if self.check_invariants:
             self._check_round_invariants(masks_before, rates, groups)
-        self._round += 1
-        self._round_start_iteration = self.rewind_step
-        self._pending_prune = False
+        state = self.state
+        state.round += 1
+        state.round_start_iteration = self.rewind_step
+        state.pending_prune = False
         self._remember_round_masks(new_masks)
-        mark_round(self.model, self._round + self.first_round)
+        adapter.mark_round(model, self.current_round)
         self._say_what_changed_between_rounds(masks_before, new_masks)
-        self.on_round_begin(self._round)
+        self.on_round_begin(state.round)
 
     def _say_what_changed_between_rounds(self, masks_before: Masks, masks: Masks) -> None:
         """Warns when pruning emptied a weight, or the learning rate differs from the last round's start."""
-        round_index = self._round + self.first_round
         for key, mask in masks.items():
             if not mask.any() and masks_before[key].any():
                 count = int(np.count_nonzero(masks_before[key]))
-                notices.warn_emptied(key, count, f"pruning before round {round_index}")
-        rate = learning_rate_value(self._optimizer_reset.optimizer)
+                notices.warn_emptied(key, count, f"pruning before round {self.current_round}")
+        rate = self._adapter.learning_rate_value(self._optimizer_reset.optimizer)
         if rate != self._round_start_learning_rate:
             notices.warn(
-                f"round {round_index} starts at learning rate {rate}, the round before at "
+                f"round {self.current_round} starts at learning rate {rate}, the round before at "
                 f"{self._round_start_learning_rate}: something set it (a callback such as "
                 "ReduceLROnPlateau or LearningRateScheduler, compiling again, or an assignment), and "
                 "the optimizer reset between rounds does not undo that"
@@ -519,7 +501,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
     def _remember_round_masks(self, masks: Optional[Masks] = None) -> None:
         """Keeps the masks this round trains with (default: the model's), as bools, to check them."""
         if self.check_invariants:
-            masks = get_masks(self.model) if masks is None else masks
+            masks = self._adapter.get_masks(self.model) if masks is None else masks
             self._round_masks = {key: mask != 0 for key, mask in masks.items()}
 
     def _check_masks_unchanged(self, when: str, masks: Optional[Masks] = None) -> None:
@@ -527,12 +509,12 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         if not self.check_invariants or self._round_masks is None:
             return
         if masks is None:  # read without Masks' 0/1 check: the comparison sees any other value
-            masks = {key: mask.numpy() for key, (_, mask) in masked_variables(self.model).items()}
+            masks = self._adapter.raw_masks(self.model)
         try:
             invariants.check_masks_unchanged(self._round_masks, masks)
         except invariants.InvariantError as e:
             raise invariants.InvariantError(
-                f"{e} {when} (round {self._round + self.first_round}). Only LotteryTicketCallback may "
+                f"{e} {when} (round {self.current_round}). Only LotteryTicketCallback may "
                 "change masks, between rounds: something else assigned the mask variables (e.g. "
                 "model.set_weights or load_weights, as EarlyStopping(restore_best_weights=True) and "
                 "BackupAndRestore do), so the model no longer trains this round's ticket"
@@ -540,20 +522,21 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def _say_if_fit_ended_mid_run(self) -> None:
         """Warns when fit ends inside a round, or because something else set model.stop_training."""
+        state = self.state
         stopped = self.model.stop_training and not self._stopped_training
-        in_round = not self._pending_prune and (self._round_steps or self._round_epochs)
+        in_round = not state.pending_prune and (state.round_steps or state.round_epochs)
         if self.diverged or not (stopped or in_round):
             return
-        round_index = self._round + self.first_round
         if in_round:
             done, total, unit = (
-                (self._round_steps, self.steps_per_round, "steps")
+                (state.round_steps, self.steps_per_round, "steps")
                 if self.steps_per_round
-                else (self._round_epochs, self.epochs_per_round, "epochs")
+                else (state.round_epochs, self.epochs_per_round, "epochs")
             )
-            where = f"inside round {round_index}, after {done} of its {total} {unit}, which has no record yet"
+            where = f"inside round {self.current_round}, after {done} of its {total} {unit}"
+            where += ", which has no record yet"
         else:
-            where = f"after round {round_index}"
+            where = f"after round {self.current_round}"
         why = "fit's epochs ran out"
         if stopped:
             why = "model.stop_training was set, by another callback or by hand"
@@ -564,16 +547,16 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def _check_round_invariants(self, masks_before: Masks, rates, groups) -> None:
         """Raises InvariantError if pruning and rewinding broke what must hold between rounds."""
-        masks = {key: mask.numpy() for key, (_, mask) in masked_variables(self.model).items()}  # unchecked
-        invariants.check_round_boundary(masks_before, masks, get_stored_weights(self.model), rates, groups)
+        masks, weights = self._adapter.raw_masks(self.model), self._adapter.get_stored_weights(self.model)
+        invariants.check_round_boundary(masks_before, masks, weights, rates, groups)
         for name, snapshot in self._thetas().items():
-            invariants.check_unchanged(snapshot, self._theta_digests[name], name)
+            invariants.check_unchanged(snapshot, self.state.theta_digests[name], name)
 
     def _release_theta_0(self) -> None:
         """Drops θ₀ once θ_k, the only rewind target of late rewinding, is there (keep_theta_0=False)."""
         if not self.keep_theta_0 and self.rewind_step and self.theta_k is not None:
             self.theta_0 = None
-            self._theta_digests.pop("theta_0", None)
+            self.state.theta_digests.pop("theta_0", None)
 
     def _check_pruned_weights_stayed_zero(self) -> None:
         """Pruned weights must still be exactly 0 when a round ends.
@@ -582,14 +565,13 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         apply after each update; an optimizer that ignores constraints, or weights set by
         hand mid-round, would otherwise train a different network than the ticket's.
         """
-        layers = lottery_layers(self.model)  # those that mask in `call` are masked before each use
-        constrained = {layer.layer.name for layer in layers if not getattr(layer, "masks_in_call", True)}
-        masks = {key: mask for key, mask in get_masks(self.model).items() if layer_of(key) in constrained}
+        constrained = self._adapter.constrained_layers(self.model)  # the others mask before each use
+        masks = {k: m for k, m in self._adapter.get_masks(self.model).items() if layer_of(k) in constrained}
         try:
-            invariants.check_pruned_are_zero(get_stored_weights(self.model), masks)
+            invariants.check_pruned_are_zero(self._adapter.get_stored_weights(self.model), masks)
         except invariants.InvariantError as e:
             raise invariants.InvariantError(
-                f"{e} at the end of round {self._round + self.first_round}: something other than a "
+                f"{e} at the end of round {self.current_round}: something other than a "
                 "Keras optimizer changed them during the round, or the optimizer ignores variable "
                 "constraints, which keep pruned weights at 0"
             ) from e
@@ -602,7 +584,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
     def _remember_theta_digests(self) -> None:
         """Digests of θ₀/θ_k as captured (or loaded), to check they stay so."""
         if self.check_invariants:
-            self._theta_digests = {name: invariants.digests(s) for name, s in self._thetas().items()}
+            self.state.theta_digests = {name: invariants.digests(s) for name, s in self._thetas().items()}
 
     # --- extension points and state ------------------------------------------------
 
@@ -617,22 +599,9 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def state_dict(self) -> Dict[str, Any]:
         """The callback's progress as JSON-able values (θ₀/θ_k are saved separately)."""
-        return {
-            "round": self._round,
-            "round_epochs": self._round_epochs,
-            "round_steps": self._round_steps,
-            "round_start_iteration": self._round_start_iteration,
-            "pending_prune": self._pending_prune,
-            "best": list(self._best) if self._best else None,
-            "rounds": self.rounds,
-            "has_theta_k": self.theta_k is not None,
-            "diverged": self.diverged,
-            "theta_digests": self._theta_digests,
-            # The early-stop weights awaiting their test, checked on load_state (checkpoint_items)
-            "best_weights_digests": (
-                invariants.digests(self._best_weights.arrays()) if self._best_weights_held else None
-            ),
-        }
+        if self.state.best_weights_digests is not None:  # held: checked on load_state
+            self.state.best_weights_digests = invariants.digests(self._best_weights.arrays())
+        return self.state.to_dict()
 
     def checkpoint_items(self, state: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """What a checkpoint of the callback's progress must hold besides model and optimizer.
@@ -642,7 +611,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
         **callback.checkpoint_items())`, with `state_dict()` beside it; restore with
         `checkpoint_items(state)`, for the saved `state`, after `prepare(model)`.
         """
-        held = self._best_weights_held if state is None else bool(state.get("best_weights_digests"))
+        held = (self.state if state is None else RoundState.from_dict(state)).best_weights_digests is not None
         if not held:
             return {}
         if self._best_weights is None:
@@ -654,32 +623,29 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def load_state(self, state: Dict[str, Any], theta_0, theta_k=None) -> None:
         """Restores progress saved by `state_dict`, with the θ₀ (and θ_k) it rewinds to."""
-        if state["has_theta_k"] and theta_k is None:
+        loaded = RoundState.from_dict(state)
+        if loaded.has_theta_k and theta_k is None:
             raise ValueError("the saved state had captured θ_k, but no θ_k was given to load_state")
-        self.theta_0 = WeightSnapshot(theta_0)
-        self.theta_k = WeightSnapshot(theta_k) if theta_k is not None else None
-        self._remember_theta_digests()
-        for name, saved in state.get("theta_digests", {}).items():  # θ files changed since the save?
-            if name in self._theta_digests:
-                invariants.check_digests(self._theta_digests[name], saved, f"{name} given to load_state")
-        self._release_theta_0()
-        self._round = state["round"]
-        self._round_epochs = state["round_epochs"]
-        self._round_steps = state["round_steps"]
-        self._round_start_iteration = state["round_start_iteration"]
-        self._pending_prune = state["pending_prune"]
-        self._best = tuple(state["best"]) if state["best"] else None
-        self._best_weights_held = bool(state.get("best_weights_digests"))
-        # Were they restored into checkpoint_items(state)? (That refuses a callback with no copy.)
+        # Were the early-stop weights restored into checkpoint_items(state)? (That refuses a
+        # callback with no copy to hold them.)
         if self.checkpoint_items(state) and (
-            invariants.digests(self._best_weights.arrays()) != state["best_weights_digests"]
+            invariants.digests(self._best_weights.arrays()) != loaded.best_weights_digests
         ):
             raise ValueError(
                 "the saved state has early-stop weights that were not restored: restore the "
                 "checkpoint as it was saved, with callback.checkpoint_items(state) among its objects"
             )
-        self.rounds = list(state["rounds"])
-        self.diverged = state.get("diverged")
+        self.theta_0 = WeightSnapshot(theta_0)
+        self.theta_k = WeightSnapshot(theta_k) if theta_k is not None else None
+        self._remember_theta_digests()  # of the θ given, to compare with the saved ones
+        given = self.state.theta_digests
+        for name, saved in loaded.theta_digests.items():  # θ files changed since the save?
+            if name in given:
+                invariants.check_digests(given[name], saved, f"{name} given to load_state")
+        if self.check_invariants:
+            loaded.theta_digests = given
+        self.state = loaded
+        self._release_theta_0()
         if self.model is not None:  # the restored checkpoint's masks are what this round trains with
             self._remember_round_masks()
 
@@ -717,7 +683,7 @@ class LotteryTicketCallback(keras.callbacks.Callback):
 
     def save(self, directory: str) -> None:
         """Writes masks, θ₀ (and θ_k) and the round records to `directory`."""
-        save_ticket(directory, Ticket(get_masks(self.model), self.theta_0, self.theta_k, self.rounds))
+        save_ticket(directory, Ticket(self.masks, self.theta_0, self.theta_k, self.rounds))
 
 
 def format_round(record: Dict[str, Any]) -> str:

@@ -10,11 +10,11 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from lth_keras import storage
 from lth_keras._keras import keras
 from lth_keras.keras_internals import internals_changed, private_attribute
 from lth_keras.masks import Masks, check_same_keys
 from lth_keras.random_state import random_state_variables
+from lth_keras.snapshots import WeightSnapshot
 from lth_keras.wrapping import (
     apply_masks_to_weights,
     flat_layers,
@@ -86,21 +86,6 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
     for key, (_, mask) in variables.items():
         mask.assign(masks[key])
     apply_masks_to_weights(model)
-
-
-class WeightSnapshot(storage.NamedArrays):
-    """A copy of all of a model's weights (not its pruning bookkeeping), by weight key.
-
-    Used for θ₀ and θ_k: restoring it is bit-exact. `save(path)` / `load(path)` use
-    one .npz file.
-    """
-
-    def save(self, path: str) -> str:
-        return self.save_file(path)
-
-    @classmethod
-    def load(cls, path: str) -> "WeightSnapshot":
-        return cls.load_file(path)
 
 
 def _bookkeeping_ids(model) -> set:

@@ -2,14 +2,15 @@
 
 Keras gives a callback no handle on the others in its list, but the `CallbackList` that
 calls a hook is on the call stack, so `callbacks_beside` finds it there. A loop that
-drives the hooks by hand has no `CallbackList`; then nothing is found or checked.
+drives the hooks by hand has no `CallbackList`; then nothing is found or checked. Both
+functions take the `callbacks` module of the model's Keras (tf_keras's or Keras 3's): the
+adapters pass theirs.
 """
 
 import sys
 from typing import List
 
 from lth_keras import notices
-from lth_keras._keras import keras
 
 EARLY_STOP_ADVICE = (
     "LotteryTicketCallback records each round's early-stop step itself, the paper's step of minimum "
@@ -19,18 +20,18 @@ EARLY_STOP_ADVICE = (
 )
 
 
-def callbacks_beside(callback) -> List:
-    """The other callbacks of the CallbackList now calling one of `callback`'s hooks."""
+def callbacks_beside(callback, callbacks) -> List:
+    """The other callbacks of the `callbacks.CallbackList` now calling one of `callback`'s hooks."""
     frame = sys._getframe(1)
     while frame is not None:
         owner = frame.f_locals.get("self")
-        if isinstance(owner, keras.callbacks.CallbackList) and any(c is callback for c in owner.callbacks):
+        if isinstance(owner, callbacks.CallbackList) and any(c is callback for c in owner.callbacks):
             return [c for c in owner.callbacks if c is not callback]
         frame = frame.f_back
     return []
 
 
-def check_callbacks_beside(others) -> None:
+def check_callbacks_beside(others, callbacks) -> None:
     """Refuses callbacks that would make the lottery run wrong; warns about those that change it.
 
     Raises ValueError for EarlyStopping: it ends the whole run at the first rewind, and
@@ -39,7 +40,7 @@ def check_callbacks_beside(others) -> None:
     """
     for other in others:
         name = type(other).__name__
-        if isinstance(other, keras.callbacks.EarlyStopping):
+        if isinstance(other, callbacks.EarlyStopping):
             restores = (
                 " and restore_best_weights=True would put back the weights and masks of an earlier round"
                 if other.restore_best_weights
@@ -50,7 +51,7 @@ def check_callbacks_beside(others) -> None:
                 f"the whole lottery run, not a round, since each rewind makes {other.monitor} jump when a "
                 f"round starts{restores}. {EARLY_STOP_ADVICE}"
             )
-        if isinstance(other, (keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler)):
+        if isinstance(other, (callbacks.ReduceLROnPlateau, callbacks.LearningRateScheduler)):
             notices.warn(
                 f"{name} sets the optimizer's learning rate, and the value it set carries over into the "
                 "next round (the optimizer reset between rounds puts back slots and the step counter, "

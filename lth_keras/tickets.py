@@ -16,9 +16,9 @@ import os
 import shutil
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from lth_keras import storage
+from lth_keras import adapters, storage
 from lth_keras.masks import MASKS_FILE, Masks
-from lth_keras.model_state import WeightSnapshot, restore_snapshot, set_masks
+from lth_keras.snapshots import WeightSnapshot
 from lth_keras.validation import check_choice
 
 THETAS = ("theta_0", "theta_k")
@@ -127,5 +127,6 @@ def apply_ticket(model, ticket: Ticket, weights: str = "theta_0") -> None:
     snapshot = getattr(ticket, weights)
     if snapshot is None:
         raise ValueError(f"the ticket has no {weights} to rewind to")
-    set_masks(model, ticket.masks)
-    restore_snapshot(model, snapshot)
+    adapter = adapters.for_model(model)
+    adapter.set_masks(model, ticket.masks)
+    adapter.restore_snapshot(model, snapshot)

@@ -1,9 +1,12 @@
-"""Argument checks shared by the public API: each raises with the bad value named."""
+"""Argument checks shared by the public API: each raises with the bad value named.
+
+Plain Python and NumPy: a Keras 3 user on JAX or PyTorch imports it without TensorFlow.
+"""
 
 import numbers
+import sys
 
 import numpy as np
-import tensorflow as tf
 
 
 def check_rate(value, name: str) -> float:
@@ -87,8 +90,19 @@ def check_eval_data(data, name: str):
         if inputs == 0:
             raise ValueError(f"`{name}` is empty (0 examples): nothing to evaluate on")
         return data
-    if isinstance(data, (np.ndarray, tf.Tensor)):
+    if isinstance(data, np.ndarray) or _is_tensorflow(data, "Tensor"):
         raise TypeError(f"`{name}` must be an (x, y) pair or a dataset, got one array of shape {data.shape}")
-    if isinstance(data, tf.data.Dataset) and int(data.cardinality()) == 0:
+    if _is_tensorflow(data, "data.Dataset") and int(data.cardinality()) == 0:
         raise ValueError(f"`{name}` is an empty dataset: nothing to evaluate on")
     return data
+
+
+def _is_tensorflow(value, kind: str) -> bool:
+    """isinstance(value, tf.<kind>), without importing TensorFlow: if it is not imported yet,
+    `value` is none of its types."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return False
+    for part in kind.split("."):
+        tf = getattr(tf, part)
+    return isinstance(value, tf)

@@ -232,7 +232,7 @@ def test_early_stop_step_is_the_step_of_minimum_validation_loss():
         def _evaluate(self, data=None, prefix="val_"):
             result = super()._evaluate(data, prefix)
             if prefix == "val_":
-                seen.append((self._round, self._round_steps, result["val_loss"]))
+                seen.append((self.state.round, self.state.round_steps, result["val_loss"]))
             return result
 
     ticket = Recorder(

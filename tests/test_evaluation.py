@@ -96,10 +96,10 @@ class OldProtocol(lth_keras.LotteryTicketCallback):
         return super()._evaluate(data, prefix)
 
     def _track(self, step, val_metrics):
-        best = self._best
+        best = self.state.best
         super()._track(step, val_metrics)
-        if self._best is not best and self.test_data is not None:
-            self.tested_at_best[self._round] = self.model.evaluate(
+        if self.state.best is not best and self.test_data is not None:
+            self.tested_at_best[self.state.round] = self.model.evaluate(
                 *self.test_data, batch_size=self.eval_batch_size, verbose=0, return_dict=True
             )
 

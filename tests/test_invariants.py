@@ -5,6 +5,7 @@ import pytest
 
 import lth_keras
 from lth_keras import callback as callback_module
+from lth_keras.adapters import tf_keras as tf_keras_adapter
 from lth_keras import invariants
 from lth_keras.invariants import InvariantError
 from lth_keras.masks import magnitude_prune
@@ -102,7 +103,7 @@ def _after_one_round(**callback_kwargs):
     ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, verbose=0, **callback_kwargs)
     x, y = dense_data(64)
     model.fit(x, y, batch_size=32, epochs=1, callbacks=[ticket], verbose=0)
-    assert ticket._pending_prune
+    assert ticket.state.pending_prune
     return model, ticket
 
 
@@ -189,7 +190,7 @@ def test_a_count_off_the_schedule_is_detected(monkeypatch):
 
 def test_a_nonzero_weight_under_a_zero_mask_is_detected(monkeypatch):
     model, ticket = _after_one_round()
-    original = callback_module.restore_snapshot
+    original = tf_keras_adapter.restore_snapshot
 
     def restore_then_leak(model, snapshot):
         original(model, snapshot)
@@ -198,7 +199,7 @@ def test_a_nonzero_weight_under_a_zero_mask_is_detected(monkeypatch):
         leaked.flat[_first_zero(mask.numpy())] = 0.25
         weight.assign(leaked)
 
-    monkeypatch.setattr(callback_module, "restore_snapshot", restore_then_leak)
+    monkeypatch.setattr(tf_keras_adapter, "restore_snapshot", restore_then_leak)
     with pytest.raises(InvariantError, match="'fc2/kernel' are not exactly 0"):
         ticket.on_epoch_begin(1)
 

@@ -28,3 +28,19 @@ def test_import_is_light_every_public_name_resolves_and_the_kit_stays_out():
     assert seen["env"] == "1"  # set before anything can import TensorFlow
     assert seen["names"]["LotteryTicketCallback"] == "type" and seen["names"]["keras"] == "module"
     assert seen["kit"] == []  # the core never imports lth_keras.paper, TFDS or mnist1d
+
+
+NEUTRAL = """
+import json, sys
+import lth_keras.callback, lth_keras.rounds, lth_keras.tickets, lth_keras.masks, lth_keras.adapters
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "tf_keras", "keras"})))
+"""
+
+
+def test_the_round_engine_and_tickets_import_no_keras_and_no_tensorflow():
+    """What every framework shares loads none: a Keras 3 user on JAX never pays TensorFlow's import."""
+    result = subprocess.run(
+        [sys.executable, "-c", NEUTRAL], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

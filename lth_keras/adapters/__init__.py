@@ -1,0 +1,64 @@
+"""What the round engine asks of a model, one adapter per framework.
+
+The round logic (`lth_keras.callback`) is written once. Reading and writing a model's masks,
+weights and optimizer state, evaluating it and finding the other callbacks of its `fit` is
+an adapter's job: `lth_keras.adapters.tf_keras` for tf_keras models on tfmot's wrappers,
+`lth_keras.adapters.keras3` for Keras 3 models. `for_model(model)` picks the adapter of the
+model's framework and imports it, with its framework, only then: a Keras 3 user on JAX never
+imports TensorFlow.
+
+An adapter is a module with these functions (`model` one the adapter's framework built):
+  check_prepared(model): raises ValueError unless `prune_for_lottery` prepared it.
+  iterations(optimizer) -> int; set_iterations(optimizer, n).
+  steps_per_execution(model) -> int.
+  take_snapshot(model) -> WeightSnapshot; restore_snapshot(model, snapshot).
+  get_masks(model) -> Masks; raw_masks(model) -> {key: array}, unchecked; set_masks(model, masks).
+  layer_rates(model); pruning_groups(model); get_effective_weights(model); get_stored_weights(model).
+  apply_masks_to_weights(model, only_masked_in_call=False); constrained_layers(model) -> names
+    of the layers whose pruned weights an optimizer constraint keeps at 0.
+  enable_training(model); mark_round(model, index); marked_round(model) -> Optional[int].
+  learning_rate_value(optimizer) -> Optional[float].
+  optimizer_reset(model, optimizer) -> an object whose reset(iterations) puts the optimizer back.
+  weight_copy(model) -> a WeightCopy (capture, swap, arrays, copies).
+  weights_finite(model) -> bool.
+  evaluate(model, data, batch_size) -> {metric: float}, leaving the model's metrics as they were.
+  callbacks_beside(callback) -> the other callbacks of the fit calling `callback`'s hook.
+  check_callbacks_beside(others): refuses or warns about the others (see lth_keras.neighbours).
+  is_progress_bar(callback) -> bool.
+"""
+
+import importlib
+
+# The adapter of each framework, by the package its model classes come from. Keras 3 models
+# ("keras") get theirs with lth_keras.adapters.keras3; until then they are refused.
+_ADAPTERS = {"tf_keras": "lth_keras.adapters.tf_keras"}
+_KERAS_PACKAGES = ("tf_keras", "keras")
+
+
+def framework_of(model):
+    """'tf_keras', 'keras' (Keras 3) or None: the package of the first Keras class in the model's MRO
+    (a user's subclass of a Keras model counts as that Keras's)."""
+    for cls in type(model).__mro__:
+        package = cls.__module__.split(".")[0]
+        if package in _KERAS_PACKAGES:
+            return package
+    return None
+
+
+def for_model(model, argument: str = "model"):
+    """The adapter module of `model`'s framework; TypeError naming the model's type otherwise."""
+    framework = framework_of(model)
+    if framework not in _ADAPTERS:
+        raise TypeError(unsupported_model(model, argument))
+    return importlib.import_module(_ADAPTERS[framework])
+
+
+def unsupported_model(model, argument: str = "model") -> str:
+    """Why `model` cannot be used, naming its type."""
+    if framework_of(model) == "keras":
+        return (
+            f"`{argument}` is a Keras 3 model ({type(model).__module__}.{type(model).__name__}); "
+            "tfmot's pruning wrappers only work with Keras 2. Build the model with "
+            "`lth_keras.keras` (the tf_keras package) instead of `keras`."
+        )
+    return f"`{argument}` must be a tf_keras Model, got {type(model).__name__}: {model!r}"

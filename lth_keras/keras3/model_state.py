@@ -17,7 +17,7 @@ from lth_keras.keras3.masking import lottery_layers, unwrapped, weight_key
 from lth_keras.keras3.optimizer_state import refresh_pruned_slots
 from lth_keras.keras3.sync import sync_state
 from lth_keras.masks import Masks, check_same_keys
-from lth_keras.storage import NamedArrays
+from lth_keras.snapshots import WeightSnapshot
 
 
 def masked_variables(model) -> Dict[str, Tuple[keras.Variable, keras.Variable]]:
@@ -117,9 +117,9 @@ def snapshot_variables(model) -> Dict[str, keras.Variable]:
     return result
 
 
-def take_snapshot(model) -> NamedArrays:
+def take_snapshot(model) -> WeightSnapshot:
     """A copy of every weight of `model` but its masks, by weight key (θ₀, θ_k)."""
-    return NamedArrays(_numpy(snapshot_variables(model)))
+    return WeightSnapshot(_numpy(snapshot_variables(model)))
 
 
 def restore_snapshot(model, snapshot: Mapping[str, np.ndarray]) -> None:

@@ -7,6 +7,7 @@ from keras3_models import compiled, conv_model, dense_model, fit, prune_round, s
 
 import lth_keras.keras3 as lth3
 from lth_keras.masks import Masks, count_to_prune, random_masks_like
+from lth_keras.snapshots import WeightSnapshot
 
 DENSE_KEYS = [
     "fc1/kernel",
@@ -62,6 +63,7 @@ def test_set_masks_zeroes_what_they_prune_and_refuses_masks_that_do_not_fit():
 def test_a_snapshot_has_every_weight_but_the_masks_and_restores_bit_for_bit(data):
     pruned = compiled(lth3.prune_for_lottery(dense_model()))
     theta_0 = lth3.take_snapshot(pruned)
+    assert isinstance(theta_0, WeightSnapshot)
     assert list(theta_0) == DENSE_KEYS
     assert list(lth3.snapshot_variables(pruned)) == DENSE_KEYS
     fit(pruned, data)

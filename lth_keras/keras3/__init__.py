@@ -42,6 +42,7 @@ from lth_keras.keras3.model_state import (
 )
 from lth_keras.keras3.optimizer_state import OptimizerReset
 from lth_keras.keras3.rates import SCOPES
+from lth_keras.keras3.sync import sync_state
 from lth_keras.keras3.weight_copy import WeightCopy
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "set_masks",
     "snapshot_variables",
     "strip",
+    "sync_state",
     "take_snapshot",
     "unwrapped",
     "weight_key",

@@ -31,8 +31,12 @@ lint: install
 	$(VENV)/bin/ruff check lth_keras experiments tests benchmarks
 	$(VENV)/bin/ruff format --check lth_keras experiments tests benchmarks
 
-test: lint
+# All tests: tests/ on .venv (tf_keras, and tests/keras3 on Keras 3's TensorFlow backend), then
+# tests/keras3 on the JAX and torch backends in their own venvs (no TensorFlow there).
+test: lint keras3-envs
 	$(PY) -m pytest -q tests
+	KERAS_BACKEND=jax .venv-jax/bin/python $(KERAS3_PYTEST)
+	KERAS_BACKEND=torch .venv-torch/bin/python $(KERAS3_PYTEST)
 
 # Keras 3 on its other backends (issue 17), each in a venv of its own beside .venv, which
 # keeps TensorFlow: .venv-jax and .venv-torch hold Keras 3, one backend, the test tools and

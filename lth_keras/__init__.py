@@ -38,10 +38,10 @@ _EXPORTS = {
     "magnitude_prune": "lth_keras.masks",
     "random_masks_like": "lth_keras.masks",
     "WeightSnapshot": "lth_keras.snapshots",
-    "get_effective_weights": "lth_keras.model_state",
-    "get_masks": "lth_keras.model_state",
-    "set_masks": "lth_keras.model_state",
-    "take_snapshot": "lth_keras.model_state",
+    "get_effective_weights": "lth_keras.dispatch",
+    "get_masks": "lth_keras.dispatch",
+    "set_masks": "lth_keras.dispatch",
+    "take_snapshot": "lth_keras.dispatch",
     "LotteryTicketSchedule": "lth_keras.schedule",
     "Ticket": "lth_keras.tickets",
     "apply_ticket": "lth_keras.tickets",
@@ -49,8 +49,8 @@ _EXPORTS = {
     "save_ticket": "lth_keras.tickets",
     "custom_objects": "lth_keras.wrapping",
     "load_model": "lth_keras.wrapping",
-    "prune_for_lottery": "lth_keras.wrapping",
-    "strip": "lth_keras.wrapping",
+    "prune_for_lottery": "lth_keras.dispatch",
+    "strip": "lth_keras.dispatch",
 }
 
 

@@ -59,3 +59,8 @@ def check_callbacks_beside(others, callbacks) -> None:
                 "For a replayed schedule give the optimizer a "
                 "keras.optimizers.schedules.LearningRateSchedule instead"
             )
+
+
+def is_progress_bar(callback, callbacks) -> bool:
+    """True for Keras's own progress bar (`callbacks.ProgbarLogger`)."""
+    return isinstance(callback, callbacks.ProgbarLogger)

@@ -11,9 +11,8 @@ import tensorflow as tf
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_schedule
 
 from lth_keras._keras import keras
+from lth_keras.rates import SCOPES
 from lth_keras.validation import check_choice, check_rate
-
-SCOPES = ("layerwise", "global")
 
 
 @keras.utils.register_keras_serializable(package="lth_keras")

@@ -13,7 +13,8 @@ from lth_keras._keras import check_keras2_model, keras
 from lth_keras.keras_internals import private_attribute
 from lth_keras.lottery_wrapper import LotteryPruneLowMagnitude
 from lth_keras.masks import count_to_prune
-from lth_keras.schedule import SCOPES, LotteryTicketSchedule
+from lth_keras.rates import SCOPES, checked_exclude, checked_layer_rates
+from lth_keras.schedule import LotteryTicketSchedule
 from lth_keras.validation import check_choice, check_rate
 
 PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
@@ -127,33 +128,6 @@ def _check_names(names: Iterable[str], known, argument: str) -> None:
         raise ValueError(f"`{argument}` names layers the model does not have: {unknown}")
 
 
-def _checked_layer_rates(layer_pruning_rates) -> Dict[str, float]:
-    """`layer_pruning_rates` as a dict of checked rates; raises naming a bad entry."""
-    if layer_pruning_rates is None:
-        return {}
-    if not isinstance(layer_pruning_rates, Mapping):
-        raise TypeError(
-            f"`layer_pruning_rates` must be a mapping of layer name -> rate, got {layer_pruning_rates!r}"
-        )
-    return {
-        name: check_rate(rate, f"layer_pruning_rates[{name!r}]") for name, rate in layer_pruning_rates.items()
-    }
-
-
-def _checked_exclude(exclude) -> set:
-    """`exclude` (one layer name or an iterable of names) as a set; raises naming a bad entry."""
-    if isinstance(exclude, str):
-        return {exclude}
-    if not isinstance(exclude, Iterable):
-        raise TypeError(f"`exclude` must be layer names, got {exclude!r}")
-    names = set()
-    for name in exclude:
-        if not isinstance(name, str):
-            raise TypeError(f"`exclude` must hold layer names (strings), got {name!r}")
-        names.add(name)
-    return names
-
-
 def lottery_rates(
     model,
     pruning_rate: float,
@@ -170,8 +144,8 @@ def lottery_rates(
     conv_pruning_rate = check_rate(
         pruning_rate if conv_pruning_rate is None else conv_pruning_rate, "conv_pruning_rate"
     )
-    layer_pruning_rates = _checked_layer_rates(layer_pruning_rates)
-    exclude = _checked_exclude(exclude)
+    layer_pruning_rates = checked_layer_rates(layer_pruning_rates)
+    exclude = checked_exclude(exclude)
 
     layers = flat_layers(model)
     names = [layer.name for layer in layers]
@@ -303,7 +277,7 @@ def prune_for_lottery(
         wrapped.build(model.input_shape)
     _copy_weights(model, wrapped)
     enable_training(wrapped)
-    _warn_about_dense_weights(wrapped, _checked_exclude(exclude))
+    _warn_about_dense_weights(wrapped, checked_exclude(exclude))
     _warn_if_first_round_empties(wrapped)
     return wrapped
 

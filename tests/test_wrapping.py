@@ -100,19 +100,23 @@ def test_bad_arguments_are_refused_naming_the_value(kwargs, match):
         lth_keras.prune_for_lottery(dense_model(), **kwargs)
 
 
-def test_keras3_model_is_refused():
-    model = keras3.Sequential([keras3.Input((3,)), keras3.layers.Dense(2)])
-    with pytest.raises(TypeError, match="Keras 3"):
-        lth_keras.prune_for_lottery(model)
+def test_a_keras3_model_takes_the_keras3_path():
+    model = keras3.Sequential([keras3.Input((3,)), keras3.layers.Dense(2, name="fc")])
+    pruned = lth_keras.prune_for_lottery(model)
+    assert any(isinstance(layer, lth_keras.keras3.LotteryMask) for layer in pruned.layers)
+    assert list(lth_keras.get_masks(pruned)) == ["fc/kernel"]
 
 
-def test_keras3_model_is_refused_by_the_callback_and_helpers():
+def test_keras3_model_is_refused_by_the_tf_keras_only_functions_naming_the_keras3_path():
     model = keras3.Sequential([keras3.Input((3,)), keras3.layers.Dense(2)])
-    with pytest.raises(TypeError, match="Keras 3"):
-        lth_keras.get_masks(model)
-    ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1)
-    with pytest.raises(TypeError, match="Keras 3"):  # when fit gives it the model, before it trains
-        ticket.set_model(model)
+    for tf_keras_only in (lth_keras.wrapping.prune_for_lottery, lth_keras.wrapping.strip):
+        with pytest.raises(TypeError, match="Keras 3 model.*lth_keras.prune_for_lottery"):
+            tf_keras_only(model)
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(TypeError, match="Keras 3 model"):
+        lth_keras.fuse_steps(model)
+    with pytest.raises(TypeError, match="tf_keras or Keras 3 Model, got str"):
+        lth_keras.get_masks("not a model")
 
 
 def test_subclassed_model_is_refused():

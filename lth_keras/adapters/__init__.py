@@ -28,10 +28,10 @@ An adapter is a module with these functions (`model` one the adapter's framework
 """
 
 import importlib
+from typing import Callable, Dict
 
-# The adapter of each framework, by the package its model classes come from. Keras 3 models
-# ("keras") get theirs with lth_keras.adapters.keras3; until then they are refused.
-_ADAPTERS = {"tf_keras": "lth_keras.adapters.tf_keras"}
+# The adapter of each framework, by the package its model classes come from.
+_ADAPTERS = {"tf_keras": "lth_keras.adapters.tf_keras", "keras": "lth_keras.adapters.keras3"}
 _KERAS_PACKAGES = ("tf_keras", "keras")
 
 
@@ -54,11 +54,22 @@ def for_model(model, argument: str = "model"):
 
 
 def unsupported_model(model, argument: str = "model") -> str:
-    """Why `model` cannot be used, naming its type."""
+    """Why `model` cannot be used here, where only tf_keras models can, naming its type."""
     if framework_of(model) == "keras":
         return (
-            f"`{argument}` is a Keras 3 model ({type(model).__module__}.{type(model).__name__}); "
-            "tfmot's pruning wrappers only work with Keras 2. Build the model with "
-            "`lth_keras.keras` (the tf_keras package) instead of `keras`."
+            f"`{argument}` is a Keras 3 model ({type(model).__module__}.{type(model).__name__}), and "
+            "this works on tf_keras (Keras 2) models only, through tfmot's pruning wrappers. Keras 3 "
+            "models are prepared by lth_keras.prune_for_lottery too (lth_keras.keras3); or build the "
+            "model with `lth_keras.keras` (the tf_keras package)."
         )
-    return f"`{argument}` must be a tf_keras Model, got {type(model).__name__}: {model!r}"
+    return f"`{argument}` must be a tf_keras or Keras 3 Model, got {type(model).__name__}: {model!r}"
+
+
+def evaluate_keeping_metrics(model, evaluate: Callable[[], Dict], to_numpy: Callable) -> Dict[str, float]:
+    """`evaluate()`'s metrics as floats, with the model's running metrics (the epoch's training
+    values, which an evaluation resets) put back afterwards; `to_numpy` reads a variable."""
+    state = [(variable, to_numpy(variable)) for metric in model.metrics for variable in metric.variables]
+    results = evaluate()
+    for variable, value in state:
+        variable.assign(value)
+    return {name: float(value) for name, value in results.items()}

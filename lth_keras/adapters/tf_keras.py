@@ -4,6 +4,7 @@ Most of it is lth_keras.model_state and lth_keras.wrapping, which read and write
 models' variables; this module adds what the callback used to do with tf_keras itself.
 """
 
+import functools
 from typing import Dict, Set
 
 import numpy as np
@@ -24,13 +25,15 @@ from lth_keras.model_state import (  # noqa: F401  (the adapter's functions, by 
     set_masks,
     take_snapshot,
 )
-from lth_keras import neighbours
+from lth_keras import adapters, neighbours
 from lth_keras.wrapping import (  # noqa: F401
     apply_masks_to_weights,
     enable_training,
     lottery_layers,
     mark_round,
     marked_round,
+    prune_for_lottery,
+    strip,
 )
 
 
@@ -74,25 +77,16 @@ def weights_finite(model) -> bool:
 
 
 def evaluate(model, data, batch_size: int) -> Dict[str, float]:
-    """Metrics of `data` ((x, y) arrays, in one compiled call, or a dataset); the model's running
-    metrics (the epoch's training values) are put back afterwards, as evaluate resets them."""
-    state = [(v, v.numpy()) for m in model.metrics for v in m.variables]
-    if isinstance(data, (tuple, list)):
-        results = compiled_evaluation(model, *data, batch_size)()
-    else:
-        results = model.evaluate(data, verbose=0, return_dict=True)
-    for variable, value in state:
-        variable.assign(value)
-    return {name: float(value) for name, value in results.items()}
+    """Metrics of `data`: (x, y) arrays in one compiled call, a dataset by `model.evaluate`."""
+
+    def run():
+        if isinstance(data, (tuple, list)):
+            return compiled_evaluation(model, *data, batch_size)()
+        return model.evaluate(data, verbose=0, return_dict=True)
+
+    return adapters.evaluate_keeping_metrics(model, run, lambda variable: variable.numpy())
 
 
-def callbacks_beside(callback) -> list:
-    return neighbours.callbacks_beside(callback, keras.callbacks)
-
-
-def check_callbacks_beside(others) -> None:
-    neighbours.check_callbacks_beside(others, keras.callbacks)
-
-
-def is_progress_bar(callback) -> bool:
-    return isinstance(callback, keras.callbacks.ProgbarLogger)
+callbacks_beside = functools.partial(neighbours.callbacks_beside, callbacks=keras.callbacks)
+check_callbacks_beside = functools.partial(neighbours.check_callbacks_beside, callbacks=keras.callbacks)
+is_progress_bar = functools.partial(neighbours.is_progress_bar, callbacks=keras.callbacks)

@@ -41,7 +41,7 @@ from lth_keras.keras3.model_state import (
     take_snapshot,
 )
 from lth_keras.keras3.optimizer_state import OptimizerReset
-from lth_keras.keras3.rates import SCOPES
+from lth_keras.rates import SCOPES
 from lth_keras.keras3.sync import sync_state
 from lth_keras.keras3.weight_copy import WeightCopy
 

@@ -23,7 +23,7 @@ from typing import Dict, List, Tuple
 
 import keras
 
-from lth_keras.keras3.rates import checked_scope
+from lth_keras.rates import checked_scope
 from lth_keras.validation import check_rate
 
 # The weights pruned of each supported layer type, by attribute name; biases never.

@@ -8,7 +8,7 @@ from keras import ops
 from lth_keras import notices
 from lth_keras.keras3.graph import check_graph_model, check_keras3_model, flat_layers, output_layers
 from lth_keras.keras3.layers import CONV_LAYERS, SUPPORTED, LotteryMask, pruned_weight_names
-from lth_keras.keras3.rates import assign_rates, checked_exclude, checked_scope
+from lth_keras.rates import assign_rates, checked_exclude, checked_scope
 from lth_keras.keras3.sync import sync_state
 from lth_keras.masks import count_to_prune
 from lth_keras.validation import check_non_negative_int

@@ -1,9 +1,9 @@
-"""The rate rules of lth_keras.keras3.rates, for any set of layers (property tests; no training)."""
+"""The rate rules of lth_keras.rates, for any set of layers (property tests; no training)."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lth_keras.keras3.rates import assign_rates
+from lth_keras.rates import assign_rates
 
 NAMES = [f"l{i}" for i in range(6)]
 rates = st.floats(min_value=0.0, max_value=0.99, allow_nan=False)

@@ -1,5 +1,6 @@
 """Which layers a lottery run prunes, and at what rate: pure rules over layer names.
 
+Shared by the tf_keras side (lth_keras.wrapping, lth_keras.schedule) and lth_keras.keras3.
 Nothing here knows a framework: the caller says which layers exist, which can be pruned,
 which are convolutions and which feed a model output, and gets the per-round rate of each
 layer that will be pruned. The checks raise the same errors, word for word, as

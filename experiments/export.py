@@ -17,7 +17,7 @@ model_int8.tflite, saved_model/, model.keras, and figures.json (the printed figu
 Refused, with `error: ...` and exit code 2, before anything is written: a format that is
 unknown or not installed (naming the package), a round that is not finished or whose files
 fail verification against the run's manifest, an output path that exists (unless
---overwrite), a Keras 3 model.
+--overwrite).
 """
 
 import dataclasses

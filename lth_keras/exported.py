@@ -279,14 +279,29 @@ LOADERS: Dict[str, Callable[[str], ExportedModel]] = {
 }
 
 
-def load_exported(path: str, format: str) -> ExportedModel:
-    """Opens a file (or SavedModel directory) that `lth_keras.export` wrote in `format`."""
+def _load_keras3(path: str) -> ExportedModel:
+    import keras
+    from keras import ops
+
+    model = keras.models.load_model(path, compile=False)
+
+    def predict_batch(x):
+        return ops.convert_to_numpy(model(x, training=False))
+
+    parameters = {w.path: ops.convert_to_numpy(w) for w in model.weights}
+    runtime = f"Keras 3 ({keras.backend.backend()}), model call"
+    return ExportedModel(path, "keras", runtime, predict_batch, predict_batch, parameters)
+
+
+def load_exported(path: str, format: str, keras3: bool = False) -> ExportedModel:
+    """Opens a file (or SavedModel directory) that `lth_keras.export` wrote in `format`;
+    `keras3`: a `.keras` file of a Keras 3 model (read by Keras 3, not tf_keras)."""
     from lth_keras.validation import check_choice
 
     check_choice(format, tuple(LOADERS), "format")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no exported model at {path}")
-    return LOADERS[format](path)
+    return (_load_keras3 if keras3 and format == "keras" else LOADERS[format])(path)
 
 
 # --- figures ----------------------------------------------------------------------------

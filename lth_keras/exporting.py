@@ -21,8 +21,10 @@ the trained model. For the suites' runs, `python -m experiments.export` finds it
 round's checkpoint, or by retraining the round as the run did); the core cannot, since it
 knows neither the suites' models nor their run layout.
 
-Only tf_keras models are supported: Keras 3 models are refused until lth_keras supports
-them (`_ADAPTERS` is where a Keras 3 adapter with `.keras` and `model.export` goes).
+A Keras 3 model (any backend) is stripped by lth_keras.keras3 and written as `keras` (its
+`.keras` file, read back by Keras 3) or `saved_model` (Keras 3's backend-neutral
+`model.export(path, format="tf_saved_model")`, which needs TensorFlow installed); TFLite's
+converter takes tf_keras models only.
 
 Example:
   >>> exported = lth_keras.export(model, "ticket.tflite", format="tflite")
@@ -45,7 +47,6 @@ FORMATS = ("tflite", "saved_model", "keras")
 # Agreement of a float export with the Keras model: |difference| <= TOLERANCE * max(1, |output|).
 TOLERANCE = 1e-4
 CHECK_EXAMPLES = 64  # random inputs used when no `check_inputs` are given
-KERAS3_ISSUE = "Keras 3 models are not supported by lth_keras yet (the Keras 3 adapter is its own issue)"
 
 
 @dataclasses.dataclass
@@ -99,6 +100,17 @@ def _write_keras(model, path: str, int8: bool) -> None:
     model.save(path)
 
 
+def _write_keras3_saved_model(model, path: str, int8: bool) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise FormatNotInstalled(
+            "saved_model: Keras 3's model.export writes a TensorFlow SavedModel, and TensorFlow is "
+            "not installed here (pip install tensorflow); format='keras' needs nothing more"
+        )
+    model.export(path, format="tf_saved_model", verbose=False)
+
+
 def _strip_tf_keras(model):
     from lth_keras import wrapping
 
@@ -107,42 +119,58 @@ def _strip_tf_keras(model):
     return model
 
 
+def _strip_keras3(model):
+    import lth_keras.keras3 as lth3
+
+    return lth3.strip(model) if lth3.lottery_layers(model, require=False) else model
+
+
+def _tf_keras_outputs(model, x: np.ndarray) -> np.ndarray:
+    return model(x, training=False).numpy()
+
+
+def _keras3_outputs(model, x: np.ndarray) -> np.ndarray:
+    from keras import ops
+
+    return ops.convert_to_numpy(model(x, training=False))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Adapter:
-    """How one framework's models are made plain and written in each format it offers."""
+    """How one framework's models are made plain, run, and written in each format it offers."""
 
     plain: Callable[[object], object]
+    outputs: Callable[[object, np.ndarray], np.ndarray]
     writers: Dict[str, Callable[[object, str, bool], None]]
 
 
 _ADAPTERS = {
     "tf_keras": _Adapter(
-        _strip_tf_keras, {"tflite": _write_tflite, "saved_model": _write_saved_model, "keras": _write_keras}
+        _strip_tf_keras,
+        _tf_keras_outputs,
+        {"tflite": _write_tflite, "saved_model": _write_saved_model, "keras": _write_keras},
     ),
-    # "keras3": an adapter with `.keras` (model.save) and Keras 3's backend-neutral
-    # model.export(path, format="tf_saved_model"), once lth_keras supports Keras 3 models.
+    "keras": _Adapter(
+        _strip_keras3, _keras3_outputs, {"saved_model": _write_keras3_saved_model, "keras": _write_keras}
+    ),
 }
 
 
-def _framework(model) -> str:
-    from lth_keras._keras import keras
+def _adapter(model, format: str) -> _Adapter:
+    from lth_keras import adapters
 
-    if isinstance(model, keras.Model):
-        return "tf_keras"
-    module = type(model).__module__.split(".")[0]
-    if module == "keras":
-        return "keras3"
-    raise TypeError(f"`model` must be a tf_keras Model or a round directory, got {type(model).__name__}")
-
-
-def _adapter(model) -> _Adapter:
-    framework = _framework(model)
+    framework = adapters.framework_of(model)
     if framework not in _ADAPTERS:
-        raise ValueError(
-            f"cannot export {type(model).__module__}.{type(model).__name__}: {KERAS3_ISSUE}. Meanwhile "
-            "Keras 3's own model.save('model.keras') and model.export(path) write it (unchecked)"
+        raise TypeError(
+            f"`model` must be a tf_keras or Keras 3 Model or a round directory, got {type(model).__name__}"
         )
-    return _ADAPTERS[framework]
+    adapter = _ADAPTERS[framework]
+    if format not in adapter.writers:
+        raise ValueError(
+            f"format={format!r} is not offered for a {'Keras 3' if framework == 'keras' else framework} "
+            f"model: TFLite's converter takes tf_keras models only; use one of {sorted(adapter.writers)}"
+        )
+    return adapter
 
 
 # --- writing safely --------------------------------------------------------------------
@@ -180,16 +208,17 @@ def _staged(path: str):
 def _check_inputs(model, check_inputs: Optional[np.ndarray]) -> np.ndarray:
     if check_inputs is not None:
         return np.asarray(check_inputs, dtype=np.float32)
-    shape = (CHECK_EXAMPLES,) + tuple(model.input_shape[1:])
+    shape = (CHECK_EXAMPLES,) + tuple(model.inputs[0].shape[1:])
     return np.random.default_rng(0).normal(size=shape).astype(np.float32)
 
 
-def _verify(model, staged: str, format: str, int8: bool, inputs: np.ndarray, path: str) -> float:
+def _verify(adapter, model, staged: str, format: str, int8: bool, inputs: np.ndarray, path: str) -> float:
     """The largest output difference of the staged file from `model`; raises ExportMismatch."""
     expected = np.concatenate(
-        [model(inputs[i : i + 1000], training=False).numpy() for i in range(0, len(inputs), 1000)]
+        [adapter.outputs(model, inputs[i : i + 1000]) for i in range(0, len(inputs), 1000)]
     )
-    got = load_exported(staged, format).predict(inputs)
+    keras3 = adapter is _ADAPTERS["keras"]
+    got = load_exported(staged, format, keras3=keras3).predict(inputs)
     difference = np.abs(got - expected)
     largest = float(difference.max()) if difference.size else 0.0
     if not np.all(np.isfinite(got)):
@@ -219,7 +248,7 @@ def export(
 
     Args:
       model_or_round_dir: a lottery model (`prune_for_lottery`; stripped here), a plain tf_keras
-        model, or a round directory of a run (then `round_model` is needed).
+        or Keras 3 model, or a round directory of a run (then `round_model` is needed).
       path: the file to write (a directory for "saved_model").
       format: "tflite", "saved_model" or "keras".
       int8: tflite only: dynamic-range int8 weights on top of the sparsity optimisation.
@@ -232,7 +261,7 @@ def export(
       What was written (`Exported`).
 
     Raises:
-      ValueError: an unknown format, int8 without tflite, a Keras 3 model, a directory
+      ValueError: an unknown format, int8 without tflite, tflite for a Keras 3 model, a directory
         without `round_model`; FormatNotInstalled (a ValueError) naming the missing package;
         ExportMismatch when the written file disagrees with the model (nothing is kept).
       FileExistsError: `path` exists and `overwrite` is False.
@@ -259,12 +288,12 @@ def export(
                 "suites' runs, `python -m experiments.export` finds the trained model"
             )
         model = round_model(os.fspath(model))
-    adapter = _adapter(model)
+    adapter = _adapter(model, format)
     plain = adapter.plain(model)
     inputs = _check_inputs(plain, check_inputs)
     with _staged(path) as staged:
         adapter.writers[format](plain, staged, int8)
-        largest = _verify(plain, staged, format, int8, inputs, path)
+        largest = _verify(adapter, plain, staged, format, int8, inputs, path)
     return Exported(path, format, int8, largest, plain)
 
 

@@ -129,12 +129,12 @@ def test_a_tflite_interpreter_not_installed_is_refused_naming_the_package(tmp_pa
     assert os.listdir(tmp_path) == []
 
 
-def test_a_keras_3_model_is_refused_naming_the_missing_support(tmp_path):
+def test_tflite_for_a_keras_3_model_is_refused_naming_the_formats_it_has(tmp_path):
     import keras as keras3
 
     model = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])
-    with pytest.raises(ValueError, match="Keras 3 models are not supported by lth_keras yet"):
-        lth_keras.export(model, tmp_path / "m.keras", format="keras")
+    with pytest.raises(ValueError, match=r"format='tflite' is not offered for a Keras 3 model.*'keras'"):
+        lth_keras.export(model, tmp_path / "m.tflite", format="tflite")
     assert os.listdir(tmp_path) == []
 
 

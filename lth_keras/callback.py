@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 class LotteryTicketCallback(CallbackBase):
     """Finds a lottery ticket by iterative magnitude pruning during `model.fit`.
 
-    It serves tf_keras models prepared by `prune_for_lottery` on tfmot's wrappers;
-    whatever reads or writes the model goes through the adapter of the model's framework
+    It serves models prepared by `lth_keras.prune_for_lottery`: tf_keras models on tfmot's
+    wrappers, and Keras 3 models (any backend) on `lth_keras.keras3.LotteryMask` layers.
+    Whatever reads or writes the model goes through the adapter of the model's framework
     (lth_keras.adapters), so the round logic here is written once.
 
     Training is cut into rounds of `epochs_per_round` epochs (or `steps_per_round`

@@ -49,12 +49,12 @@ def for_model(model, argument: str = "model"):
     """The adapter module of `model`'s framework; TypeError naming the model's type otherwise."""
     framework = framework_of(model)
     if framework not in _ADAPTERS:
-        raise TypeError(unsupported_model(model, argument))
+        raise TypeError(unsupported_model(model, argument, accepted="a tf_keras or Keras 3 Model"))
     return importlib.import_module(_ADAPTERS[framework])
 
 
-def unsupported_model(model, argument: str = "model") -> str:
-    """Why `model` cannot be used here, where only tf_keras models can, naming its type."""
+def unsupported_model(model, argument: str = "model", accepted: str = "a tf_keras Model") -> str:
+    """Why `model` cannot be used where `accepted` can (by default only tf_keras models), naming its type."""
     if framework_of(model) == "keras":
         return (
             f"`{argument}` is a Keras 3 model ({type(model).__module__}.{type(model).__name__}), and "
@@ -62,7 +62,7 @@ def unsupported_model(model, argument: str = "model") -> str:
             "models are prepared by lth_keras.prune_for_lottery too (lth_keras.keras3); or build the "
             "model with `lth_keras.keras` (the tf_keras package)."
         )
-    return f"`{argument}` must be a tf_keras or Keras 3 Model, got {type(model).__name__}: {model!r}"
+    return f"`{argument}` must be {accepted}, got {type(model).__name__}: {model!r}"
 
 
 def evaluate_keeping_metrics(model, evaluate: Callable[[], Dict], to_numpy: Callable) -> Dict[str, float]:

@@ -6,8 +6,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from keras3_models import BACKEND, dense_data, dense_model
-from test_keras3_training import CountingLoss
+from keras3_models import BACKEND, CountingLoss, dense_data, dense_model
 
 import lth_keras
 import lth_keras.keras3 as lth3

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from keras3_models import (
     BACKEND,
+    CountingLoss,
     compiled,
     dense_model,
     dense_data,
@@ -23,18 +24,6 @@ def _assert_pruned_are_zero(model, masks):
     for key, stored in lth3.get_stored_weights(model).items():
         assert np.all(stored[masks[key] == 0] == 0), key
         assert np.count_nonzero(stored[masks[key] == 1]) > 0, key
-
-
-class CountingLoss(keras.losses.Loss):
-    """Cross-entropy that counts its calls: under TensorFlow and JAX, one per trace."""
-
-    def __init__(self):
-        super().__init__(name="counting")
-        self.calls = 0
-
-    def call(self, y_true, y_pred):
-        self.calls += 1
-        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
 
 
 def test_new_masks_between_fits_are_honoured_without_tracing_the_train_step_again(data):

@@ -109,3 +109,18 @@ def assign_rates(
         return conv_rate if name in conv_layers else pruning_rate
 
     return {name: rate(name) for name in prunable if name not in excluded}
+
+
+def check_unique_layer_names(model_name: str, layers) -> None:
+    """Raises ValueError naming a layer name that two different `layers` of the model share.
+
+    Masks and snapshots are keyed by layer name, so two layers of one name (e.g. in two
+    nested models) would overwrite each other's entries.
+    """
+    seen = {}
+    for layer in layers:
+        if seen.setdefault(layer.name, layer) is not layer:
+            raise ValueError(
+                f"model {model_name!r} has two different layers named {layer.name!r} (nested models "
+                "included); masks and weights are keyed by layer name: give the layers unique names"
+            )

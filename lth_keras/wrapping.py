@@ -13,7 +13,7 @@ from lth_keras._keras import check_keras2_model, keras
 from lth_keras.keras_internals import private_attribute
 from lth_keras.lottery_wrapper import LotteryPruneLowMagnitude
 from lth_keras.masks import count_to_prune
-from lth_keras.rates import SCOPES, checked_exclude, checked_layer_rates
+from lth_keras.rates import SCOPES, check_unique_layer_names, checked_exclude, checked_layer_rates
 from lth_keras.schedule import LotteryTicketSchedule
 from lth_keras.validation import check_choice, check_rate
 
@@ -188,23 +188,7 @@ def _check_wrappable(model) -> None:
         isinstance(l, PruneLowMagnitude) for l in flat_layers(model)
     ):
         raise ValueError(f"model {model.name!r} already has pruning wrappers")
-    _check_unique_layer_names(model)
-
-
-def _check_unique_layer_names(model) -> None:
-    """Raises ValueError naming a layer name that two different layers share.
-
-    Masks and snapshots are keyed by layer name, so two layers of one name (e.g. in
-    two nested models) would overwrite each other's entries.
-    """
-    seen = {}
-    for layer in flat_layers(model):
-        other = seen.setdefault(layer.name, layer)
-        if other is not layer:
-            raise ValueError(
-                f"model {model.name!r} has two different layers named {layer.name!r} (nested models "
-                "included); masks and weights are keyed by layer name: give the layers unique names"
-            )
+    check_unique_layer_names(model.name, flat_layers(model))
 
 
 def _check_something_to_prune(model, rates) -> None:

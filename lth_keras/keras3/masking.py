@@ -8,7 +8,7 @@ from keras import ops
 from lth_keras import notices
 from lth_keras.keras3.graph import check_graph_model, check_keras3_model, flat_layers, output_layers
 from lth_keras.keras3.layers import CONV_LAYERS, SUPPORTED, LotteryMask, pruned_weight_names
-from lth_keras.rates import assign_rates, checked_exclude, checked_scope
+from lth_keras.rates import assign_rates, check_unique_layer_names, checked_exclude, checked_scope
 from lth_keras.keras3.sync import sync_state
 from lth_keras.masks import count_to_prune
 from lth_keras.validation import check_non_negative_int
@@ -62,17 +62,6 @@ def marked_round(model) -> Optional[int]:
     sync_state(model)
     latest = max(int(ops.convert_to_numpy(layer.round_mark)) for layer in lottery_layers(model))
     return latest - 1 if latest > 0 else None
-
-
-def _check_unique_layer_names(model) -> None:
-    """Raises naming a layer name two layers share: masks and weights are keyed by layer name."""
-    seen = {}
-    for layer in flat_layers(model):
-        if seen.setdefault(layer.name, layer) is not layer:
-            raise ValueError(
-                f"model {model.name!r} has two different layers named {layer.name!r} (nested models "
-                "included); masks and weights are keyed by layer name: give the layers unique names"
-            )
 
 
 def _rates(model, pruning_rate, output_pruning_rate, conv_pruning_rate, layer_pruning_rates, exclude):
@@ -167,7 +156,7 @@ def prune_for_lottery(
     check_graph_model(model)
     if lottery_layers(model, require=False):
         raise ValueError(f"model {model.name!r} already has lottery-ticket layers")
-    _check_unique_layer_names(model)
+    check_unique_layer_names(model.name, flat_layers(model))
     rates = _rates(model, pruning_rate, output_pruning_rate, conv_pruning_rate, layer_pruning_rates, exclude)
 
     def wrap(layer):

@@ -25,6 +25,7 @@ class Branch:
       control: the --control value that selects it.
       description: one line for --help.
       line_style: how the report's plots draw it (a matplotlib line style).
+      label: its name in the report's plot legends, for a reader (e.g. "winning ticket").
       run: (branch, config, splits, strategy, dirs, experiment, replicate, seed) -> the finished
         round records of one replicate; `dirs` has the "read" and "write" run directories.
       check: (config) -> None; raises ValueError naming a flag this branch cannot take,
@@ -43,6 +44,7 @@ class Branch:
     run: Callable[..., List[dict]]
     preflight: Callable[..., List[integrity.Problem]]
     check: Callable[..., None] = lambda config: None
+    label: str = ""
 
     def train(self, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
         """Trains (or resumes) one replicate of this branch; returns its finished round records."""
@@ -272,6 +274,7 @@ TICKET = Branch(
     "-",
     run_ticket,
     preflight_ticket,
+    label="winning ticket",
 )
 REINIT = Branch(
     "reinit",
@@ -281,6 +284,7 @@ REINIT = Branch(
     _retrain_ticket_masks(_reinit),
     preflight_control,
     _refuse_one_shot,
+    label="random reinit",
 )
 BRANCHES: Dict[str, Branch] = {
     branch.control: branch
@@ -295,6 +299,7 @@ BRANCHES: Dict[str, Branch] = {
             _retrain_ticket_masks(_random_prune),
             preflight_control,
             _refuse_one_shot,
+            label="random pruning",
         ),
     )
 }

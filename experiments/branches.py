@@ -142,6 +142,7 @@ def train_rounds(config, splits, model, callback, rounds, point, theta_dir=None,
         initial_epoch=intervals_done,
         epochs=rounds * intervals_per_round,
         callbacks=[callback],
+        shuffle=False,  # the stream is shuffled already (Keras 3 warns that it would not shuffle it)
         verbose=0,
     )
     if callback.diverged:
@@ -219,8 +220,9 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
     """Retrains each of the ticket's saved masks under a control, one round per level.
 
     Every level starts from the model as built and compiled (`ModelReset`), so one compiled
-    model serves all levels: each level trains as on a model built and compiled for it alone,
-    on the same training stream (a function of the step alone).
+    tf_keras model serves all levels: each level trains as on a model built and compiled for it
+    alone, on the same training stream (a function of the step alone). A Keras 3 model is built
+    and compiled for each level.
     """
     ticket_rounds = progress.finished_rounds(ticket_dir)  # preflight_control checked there is one
     done = {r["round"] for r in progress.finished_rounds(dirs["read"])}
@@ -234,12 +236,14 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
         round_directory = layout.round_dir(ticket_dir, index)
         control_seed = seed + 1 + index
         with strategy.scope():
-            if model is None:
+            if fresh is None:  # the first level, or a Keras 3 model (built anew for each level)
                 model = components.build_model(config, splits, seed)
                 components.compile_model(model, config)
-                fresh = lth_keras.model_state.ModelReset(model)
-                stream = components.training_batches(config, splits, model)
-            fresh.reset()
+                fresh = components.model_reset(model)
+                if stream is None:
+                    stream = components.training_batches(config, splits, model)
+            else:
+                fresh.reset()
             masks = _ticket_masks(round_directory, model)
             retrain(model, masks, _ticket_theta_0(ticket_dir, model), control_seed)
         callback = _round_logger(

@@ -20,6 +20,7 @@ import tempfile
 
 from absl import app, flags
 
+from experiments import backend
 from experiments import config as config_lib
 
 USAGE_ERROR = 2
@@ -27,7 +28,7 @@ SHORT_HELP = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
 FULL_HELP = ("--helpfull", "-helpfull")
 # Loggers whose warnings at start-up are noise here (TFDS probing a folder that is not
 # there, TensorFlow's notes); they speak again with --verbosity/-v.
-NOISY_LOGGERS = ("absl", "tensorflow")
+NOISY_LOGGERS = ("absl", "tensorflow", "jax")
 
 
 def main(defaults: config_lib.ExperimentConfig, argv=None) -> None:
@@ -38,6 +39,7 @@ def main(defaults: config_lib.ExperimentConfig, argv=None) -> None:
     if help_wanted:
         _exit_with_help(full=help_wanted in FULL_HELP)
     config = parse(argv)
+    backend.select(config.backend)  # before anything imports Keras 3
     quiet = not flags.FLAGS["verbosity"].present
     runner = start_tensorflow(quiet)
 

@@ -1,17 +1,17 @@
 """The building blocks of a run: strategy, data, optimizer, model."""
 
 import dataclasses
+import functools
 import inspect
 
 import numpy as np
 import tensorflow as tf
 
 import lth_keras
+from experiments import backend
 from experiments import config as config_lib
-from lth_keras import fused_steps, pipelines, random_state
+from lth_keras import adapters, fused_steps, pipelines, random_state
 from lth_keras.paper import datasets, models
-
-keras = lth_keras.keras
 
 SMOKE = dict(
     iterations=10,
@@ -118,42 +118,60 @@ def shrink(splits: datasets.Splits) -> datasets.Splits:
     )
 
 
-class WarmupPiecewise(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup to `peak` over `warmup` steps, then x0.1 at each step in `drops`."""
+def warmup_piecewise(keras, peak, warmup=0, drops=()):
+    """Linear warmup to `peak` over `warmup` steps, then x0.1 at each step in `drops`: a
+    LearningRateSchedule of `keras` (tf_keras or Keras 3)."""
+    return _warmup_piecewise_class(keras)(peak, warmup, drops)
 
-    def __init__(self, peak, warmup=0, drops=()):
-        self.peak, self.warmup, self.drops = float(peak), int(warmup), tuple(int(d) for d in drops)
 
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        rate = tf.constant(self.peak)
-        if self.warmup:
-            rate = rate * tf.minimum(1.0, (step + 1.0) / self.warmup)
-        for drop in self.drops:
-            rate = tf.where(step >= drop, rate * 0.1, rate)
-        return rate
+@functools.lru_cache(maxsize=None)
+def _warmup_piecewise_class(keras):
+    # The same arithmetic on either Keras: tf_keras's schedules run TensorFlow ops, Keras 3's
+    # its backend's (keras.ops).
+    ops = tf if keras is lth_keras.keras else keras.ops
 
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "drops": list(self.drops)}
+    class WarmupPiecewise(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, peak, warmup=0, drops=()):
+            self.peak, self.warmup, self.drops = float(peak), int(warmup), tuple(int(d) for d in drops)
+
+        def __call__(self, step):
+            step = ops.cast(step, "float32")
+            rate = ops.convert_to_tensor(self.peak, "float32")
+            if self.warmup:
+                rate = rate * ops.minimum(1.0, (step + 1.0) / self.warmup)
+            for drop in self.drops:
+                rate = ops.where(step >= drop, rate * 0.1, rate)
+            return rate
+
+        def get_config(self):
+            return {"peak": self.peak, "warmup": self.warmup, "drops": list(self.drops)}
+
+    return WarmupPiecewise
 
 
 def make_optimizer(config):
-    rate = WarmupPiecewise(config.learning_rate, config.warmup, config.lr_drops)
+    keras = backend.keras_of(config)
+    rate = warmup_piecewise(keras, config.learning_rate, config.warmup, config.lr_drops)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=0.9)
     return keras.optimizers.Adam(rate)
 
 
 def build_model(config, splits, seed):
+    """The suite's network on the run's Keras, prepared for the lottery (and, on tf_keras, with
+    its random layers' state in its checkpoints; Keras 3 keeps it in its variables)."""
     builder = models.MODELS[config.model]
+    keras = backend.keras_of(config)
     kwargs = {"input_shape": splits.input_shape, "num_classes": splits.num_classes, "seed": seed}
+    if backend.is_keras3(config):
+        kwargs["keras"] = keras
     if config.dropout:
         if "dropout" not in inspect.signature(builder).parameters:
             raise ValueError(f"--dropout={config.dropout}: model {config.model} has no dropout option")
         kwargs["dropout"] = config.dropout
     model = builder(**kwargs)
-    if config.weight_decay:
-        for layer in lth_keras.wrapping.flat_layers(model):
+    if config.weight_decay:  # read from the layers' configs when prune_for_lottery copies them
+        for layer in model.layers:
             if hasattr(layer, "kernel_regularizer"):
                 layer.kernel_regularizer = keras.regularizers.L2(config.weight_decay)
     wrapped = lth_keras.prune_for_lottery(
@@ -163,7 +181,17 @@ def build_model(config, splits, seed):
         output_pruning_rate=config.output_prune_rate,
         scope=config.scope,
     )
+    if backend.is_keras3(config):
+        return wrapped
     return random_state.checkpoint_random_state(wrapped)  # so a resumed run draws the same dropout
+
+
+def model_reset(model):
+    """A `ModelReset` of a compiled tf_keras model, to train it again as built; None for a Keras 3
+    model, which is built again instead (lth_keras.model_state.ModelReset is tf_keras's)."""
+    if adapters.framework_of(model) == "keras":
+        return None
+    return lth_keras.model_state.ModelReset(model)
 
 
 def xla_usable(strategy) -> bool:
@@ -175,20 +203,33 @@ def xla_usable(strategy) -> bool:
 
 def compile_model(model, config):
     """Compiles with the run's optimizer and speed settings: XLA where usable, steps per
-    execution, and with XLA on one replica, each execution's steps fused into one program.
+    execution, and with XLA on one tf_keras replica, each execution's steps fused into one
+    program (Keras 3 runs an execution's steps in one program of its own; its torch backend
+    runs eagerly, one step per call).
 
     Call inside the strategy's scope. A fused model trains on `training_batches`' blocks.
     """
-    strategy = tf.distribute.get_strategy()
-    jit_compile = config.jit_compile and xla_usable(strategy)
+    keras = backend.keras_of(config)
+    steps_per_execution = config.steps_per_execution or config.eval_every
+    if backend.is_keras3(config):
+        jit_compile = {"tensorflow": config.jit_compile, "jax": True, "torch": False}[config.backend]
+        if config.backend == "torch":
+            steps_per_execution = 1
+    else:
+        jit_compile = config.jit_compile and xla_usable(tf.distribute.get_strategy())
     model.compile(
         optimizer=make_optimizer(config),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=jit_compile,
-        steps_per_execution=config.steps_per_execution or config.eval_every,
+        steps_per_execution=steps_per_execution,
     )
-    if config.fused_steps and jit_compile and strategy.num_replicas_in_sync == 1:
+    if (
+        not backend.is_keras3(config)
+        and config.fused_steps
+        and jit_compile
+        and tf.distribute.get_strategy().num_replicas_in_sync == 1
+    ):
         fused_steps.fuse_steps(model)
 
 

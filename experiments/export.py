@@ -180,25 +180,23 @@ def kept_checkpoint(round_: Round) -> Optional[Dict[str, Any]]:
 
 
 def _fresh_model(round_: Round):
-    import lth_keras
-    from experiments import components
+    from experiments import backend, components
 
     seed = round_.config.seed + int(os.path.basename(round_.run).split("_")[-1])
-    lth_keras.keras.utils.set_random_seed(seed)
+    backend.set_random_seed(round_.config, seed)
     return components.build_model(round_.config, round_.splits, seed)
 
 
 def restore_trained(round_: Round, point) -> Tuple[Any, str]:
     """The round's trained model from its checkpoint, its masks checked against the round's."""
     import numpy as np
-    import tensorflow as tf
 
     import lth_keras
-    from experiments import integrity
+    from experiments import checkpoints, integrity
 
     model = _fresh_model(round_)
     with integrity.reading(point["path"], integrity.redo_from(round_.directory)):
-        tf.train.Checkpoint(model=model).restore(point["path"]).expect_partial()
+        checkpoints.restore_model(model, point["path"])
         masks, stored = lth_keras.get_masks(model), lth_keras.load_ticket(round_.directory).masks
         if any(not np.array_equal(masks[k], stored[k]) for k in stored):
             raise ValueError(f"its masks are not those of {round_.directory}")
@@ -208,21 +206,20 @@ def restore_trained(round_: Round, point) -> Tuple[Any, str]:
 def retrain(round_: Round) -> Tuple[Any, str]:
     """The round trained again as the run trained it (module docstring); says how it compares."""
     import lth_keras
-    from experiments import components, integrity
-    from lth_keras import pipelines, wrapping
+    from experiments import backend, components, integrity
+    from lth_keras import adapters, pipelines
 
     config = round_.config
     if config.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        backend.make_deterministic(config)
     model = _fresh_model(round_)
+    adapter = adapters.for_model(model)
     rewinds_to_k = bool(config.rewind_step) and round_.index > 0
     with integrity.reading(round_.directory, integrity.redo_from(round_.directory)):
         ticket = lth_keras.load_ticket(round_.directory)
         lth_keras.apply_ticket(model, ticket, weights="theta_k" if rewinds_to_k else "theta_0")
     components.compile_model(model, config)
-    wrapping.enable_training(model)
+    adapter.enable_training(model)
     if rewinds_to_k:
         model.optimizer.iterations.assign(config.rewind_step)
     train = components.training_batches(
@@ -231,7 +228,7 @@ def retrain(round_: Round) -> Tuple[Any, str]:
     model.fit(
         train, steps_per_epoch=config.eval_every, epochs=config.iterations // config.eval_every, verbose=0
     )
-    wrapping.apply_masks_to_weights(model)
+    adapter.apply_masks_to_weights(model)
     test = pipelines.make_pipeline(*round_.splits.test, 1000, training=False)
     accuracy = model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
     recorded = round_.record["metrics"].get("test_accuracy")

@@ -18,7 +18,9 @@ import tensorflow as tf
 
 from experiments import layout
 from experiments.manifest import MANIFEST_FILE, Manifest
-from lth_keras import model_state, storage, tickets
+import lth_keras
+from experiments import checkpoints
+from lth_keras import storage, tickets
 
 START_ANEW = "re-run with --overwrite to start anew"
 
@@ -228,8 +230,7 @@ def rebuild(run: str, found: List[Problem], build_model: Callable[[], object]) -
             storage.save_json(problem.path, [r for r in rounds if r["round"] <= index])
         else:
             model = build_model()
-            checkpoint = tf.train.latest_checkpoint(problem.source)
-            tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-            model_state.get_masks(model).save(os.path.dirname(problem.path))
+            checkpoints.restore_model(model, tf.train.latest_checkpoint(problem.source))
+            lth_keras.get_masks(model).save(os.path.dirname(problem.path))
         manifest.record(problem.path)
         print(f"rebuilt {problem.path} ({problem.what}) from {problem.source}")

@@ -25,7 +25,7 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.scalar import summary_v2 as scalar_summary
 
 import lth_keras
-from experiments import integrity, layout, progress_bar
+from experiments import checkpoints, integrity, layout, progress_bar
 from experiments.manifest import Manifest
 from lth_keras import storage, tickets
 from lth_keras.paper import report
@@ -214,9 +214,9 @@ def restore(model, callback, point, theta_dir: Optional[str] = None) -> int:
     if theta_dir is not None:
         theta_0, theta_k = load_thetas(theta_dir, point["state"], callback.theta_0)
     with reading(point["path"], redo_from(point["round_dir"])):
-        items = callback.checkpoint_items(point["state"]["callback"])
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **items)
-        checkpoint.restore(point["path"]).assert_consumed()
+        saved = checkpoints.RunCheckpoint(model, callback.checkpoint_items(point["state"]["callback"]))
+        saved.checkpoint.restore(point["path"]).assert_consumed()
+        saved.after_restore()
         callback.load_state(point["state"]["callback"], theta_0 or callback.theta_0, theta_k)
     return point["state"]["epoch"]
 
@@ -411,9 +411,8 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
 
     def _checkpoint(self, round_directory: str):
         directory = layout.checkpoint_dir(round_directory)
-        items = self.checkpoint_items()
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer, **items)
-        manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
+        saved = checkpoints.RunCheckpoint(self.model, self.checkpoint_items())
+        manager = tf.train.CheckpointManager(saved.checkpoint, directory, max_to_keep=2)
         doomed = manager.checkpoints[: max(0, len(manager.checkpoints) - 1)]  # dropped by this save
         for prefix in doomed:  # forgotten before deleted: a crash between leaves them unrecorded
             self._forget_checkpoint(prefix)
@@ -421,6 +420,7 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         state_path = layout.state_file(directory, self._intervals_done)
         storage.save_json(state_path, state)
         try:
+            saved.before_save()
             path = manager.save(checkpoint_number=self._intervals_done)
         except tf.errors.OpError as e:
             if os.strerror(errno.ENOSPC) in str(e):

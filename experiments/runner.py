@@ -24,13 +24,11 @@ from typing import Any, Dict
 
 import tensorflow as tf
 
-import lth_keras
-from experiments import branches, components, integrity, layout, lock, progress
+from experiments import backend, branches, components, integrity, layout, lock, progress
 from experiments import config as config_lib
 from lth_keras import storage
 from lth_keras.paper import datasets, models, report
 
-keras = lth_keras.keras
 resolve = components.resolve
 
 
@@ -123,7 +121,7 @@ def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str =
     branch.check(config)
     config = resolve(config)
     if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        backend.make_deterministic(config)
     splits = components.load_data(config, suite_dataset or config.dataset)
     if config.smoke:
         splits = components.shrink(splits)
@@ -147,7 +145,7 @@ def _run_replicates(config, branch, splits, strategy, experiment, chief, rebuild
     results = {}
     for replicate in range(config.replicates):
         seed = config.seed + replicate
-        keras.utils.set_random_seed(seed)
+        backend.set_random_seed(config, seed)
         dirs = {
             "read": layout.run_dir(experiment, branch.name, replicate),
             "write": layout.run_dir(write_root, branch.name, replicate),

@@ -1,63 +1,68 @@
-"""The paper's two controls for a ticket: random reinitialisation and random pruning."""
+"""The paper's two controls for a ticket: random reinitialisation and random pruning.
+
+Written once for both Kerases: what they read and write on the model goes through the
+adapter of its framework (lth_keras.adapters), so a Keras 3 model on JAX or torch imports
+no TensorFlow here.
+"""
 
 from typing import Mapping, Optional
 
 import numpy as np
 
-from lth_keras._keras import keras
+from lth_keras import adapters
 from lth_keras.masks import Masks, random_masks_like
-from lth_keras.model_state import (
-    get_masks,
-    masked_variables,
-    restore_snapshot,
-    set_masks,
-)
 from lth_keras.validation import check_non_negative_int
-from lth_keras.wrapping import apply_masks_to_weights, lottery_layers, weight_name
+
+# A pruned weight's redraw seed is seed * SEED_STRIDE + its position among the model's pruned
+# weights: distinct per weight and per seed for any model with fewer weights than this.
+SEED_STRIDE = 100003
 
 
-def _fresh_initializer(layer, short_name: str, seed: int):
-    """A new instance of the initializer `layer` used for `short_name`, seeded."""
-    attribute = f"{short_name}_initializer"
+def seeded_initializer(layer, name: str, seed: int):
+    """A new instance of the initializer `layer` made its weight `name` with, seeded with `seed`.
+
+    Through the initializer's own get_config/from_config, which both Kerases' initializers have.
+    Raises ValueError naming the layer when it has no such initializer or the initializer
+    takes no seed (a redraw would then not be reproducible).
+    """
+    attribute = f"{name}_initializer"
     initializer = getattr(layer, attribute, None)
     if initializer is None:
-        raise ValueError(
-            f"layer {layer.name!r} has no `{attribute}`: cannot redraw its {short_name!r} weights"
-        )
-    config = keras.initializers.serialize(initializer)
-    inner = config.get("config", {})
-    if "seed" not in inner:
+        raise ValueError(f"layer {layer.name!r} has no `{attribute}`: cannot redraw its {name!r} weights")
+    config = initializer.get_config()
+    if "seed" not in config:
         raise ValueError(
             f"layer {layer.name!r}: initializer {type(initializer).__name__} takes no seed, "
             "so a redraw would not be reproducible"
         )
-    inner["seed"] = seed
-    return keras.initializers.deserialize(config)
+    return type(initializer).from_config({**config, "seed": seed})
 
 
 def reinit(model, seed: int, masks: Optional[Mapping[str, np.ndarray]] = None) -> None:
     """Random-reinit control: keep the mask, redraw the surviving weights.
 
     Each pruned weight is drawn afresh from its own layer's initializer with a seed
-    derived from `seed` and the layer's position; then the mask is applied. Other
+    derived from `seed` and the weight's position; then the mask is applied. Other
     weights (biases, batch-norm) are left as they are. Same seed, same weights.
 
     Args:
-      model: a model prepared with `prune_for_lottery`.
+      model: a tf_keras or Keras 3 model prepared with `prune_for_lottery`.
       seed: integer >= 0.
       masks: masks to set first; default the model's current masks.
     """
     seed = check_non_negative_int(seed, "seed")
+    adapter = adapters.for_model(model)
+    weights = adapter.pruned_weights(model)
+    # Every initializer first, so that one without a seed is refused before anything changes.
+    initializers = [
+        seeded_initializer(layer, name, seed * SEED_STRIDE + index)
+        for index, (layer, name, _) in enumerate(weights)
+    ]
     if masks is not None:
-        set_masks(model, masks)
-    index = 0
-    for layer in lottery_layers(model):
-        for weight, _, _ in layer.pruning_vars:
-            name = weight_name(weight)
-            initializer = _fresh_initializer(layer.layer, name, seed * 100003 + index)
-            weight.assign(initializer(weight.shape, dtype=weight.dtype))
-            index += 1
-    apply_masks_to_weights(model)
+        adapter.set_masks(model, masks)
+    for (_, _, weight), initializer in zip(weights, initializers):
+        weight.assign(initializer(weight.shape, dtype=weight.dtype))
+    adapter.apply_masks_to_weights(model)
 
 
 def random_prune(
@@ -69,7 +74,7 @@ def random_prune(
     """Random-pruning control: a random mask with the ticket's per-layer counts, weights θ₀.
 
     Args:
-      model: a model prepared with `prune_for_lottery`.
+      model: a tf_keras or Keras 3 model prepared with `prune_for_lottery`.
       theta_0: the initial weights (e.g. `callback.theta_0` or a loaded snapshot).
       seed: integer >= 0; same seed, same mask.
       masks: the ticket's masks whose counts to copy; default the model's current masks.
@@ -78,9 +83,10 @@ def random_prune(
       The random masks now set on the model.
     """
     seed = check_non_negative_int(seed, "seed")
-    masks = get_masks(model) if masks is None else Masks(masks)
-    masks.check_matches({k: tuple(w.shape) for k, (w, _) in masked_variables(model).items()})
+    adapter = adapters.for_model(model)
+    masks = adapter.get_masks(model) if masks is None else Masks(masks)
+    masks.check_matches({k: tuple(w.shape) for k, (w, _) in adapter.masked_variables(model).items()})
     random = random_masks_like(masks, seed)
-    set_masks(model, random)
-    restore_snapshot(model, theta_0)
+    adapter.set_masks(model, random)
+    adapter.restore_snapshot(model, theta_0)
     return random

@@ -13,6 +13,9 @@ An adapter is a module with these functions (`model` one the adapter's framework
   steps_per_execution(model) -> int.
   take_snapshot(model) -> WeightSnapshot; restore_snapshot(model, snapshot).
   get_masks(model) -> Masks; raw_masks(model) -> {key: array}, unchecked; set_masks(model, masks).
+  masked_variables(model) -> {key: (weight variable, mask variable)} of each pruned weight.
+  pruned_weights(model) -> [(layer, name, weight variable)] of each pruned weight, in model order:
+    the wrapped layer and the weight's name there ('kernel'), whose `<name>_initializer` made it.
   layer_rates(model); pruning_groups(model); get_effective_weights(model); get_stored_weights(model).
   apply_masks_to_weights(model, only_masked_in_call=False); constrained_layers(model) -> names
     of the layers whose pruned weights an optimizer constraint keeps at 0.

@@ -26,6 +26,7 @@ from lth_keras.keras3 import (  # noqa: F401  (the adapter's functions, by these
     mark_round,
     marked_round,
     masked_variables,
+    pruned_weights,
     pruning_groups,
     prune_for_lottery,
     restore_snapshot,

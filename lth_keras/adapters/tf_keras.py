@@ -34,6 +34,7 @@ from lth_keras.wrapping import (  # noqa: F401
     marked_round,
     prune_for_lottery,
     strip,
+    weight_name,
 )
 
 
@@ -62,6 +63,15 @@ def constrained_layers(model) -> Set[str]:
     """Names of the layers whose pruned weights a variable constraint keeps at 0 (the others
     multiply by the mask in `call`, before each use)."""
     return {layer.layer.name for layer in lottery_layers(model) if not getattr(layer, "masks_in_call", True)}
+
+
+def pruned_weights(model):
+    """(wrapped layer, weight name, weight variable) of each pruned weight, in model order."""
+    return [
+        (layer.layer, weight_name(weight), weight)
+        for layer in lottery_layers(model)
+        for weight, _, _ in layer.pruning_vars
+    ]
 
 
 def optimizer_reset(model, optimizer) -> OptimizerReset:

@@ -30,6 +30,22 @@ def masked_variables(model) -> Dict[str, Tuple[keras.Variable, keras.Variable]]:
     return {weight_key(layer, w): (w, m) for layer in lottery_layers(model) for w, m in layer.masked_pairs()}
 
 
+def pruned_weights(model) -> List[Tuple[keras.layers.Layer, str, keras.Variable]]:
+    """(wrapped layer, weight name, weight variable) of each pruned weight, in model order:
+    the layer's `<name>_initializer` made the weight (what a random reinit draws from again).
+
+    Example:
+      >>> [(layer.name, name) for layer, name, _ in pruned_weights(pruned)][0]
+      ('fc1', 'kernel')
+    """
+    sync_state(model)
+    return [
+        (layer.layer, name, getattr(layer.layer, name))
+        for layer in lottery_layers(model)
+        for name in layer.weight_names
+    ]
+
+
 def _pruned(model):
     """(key, LotteryMask) of each pruned weight, in model order."""
     return [(weight_key(layer, w), layer) for layer in lottery_layers(model) for w, _ in layer.masked_pairs()]

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+import lth_keras
 import lth_keras.keras3 as lth3
 from lth_keras.masks import magnitude_prune
 
@@ -70,6 +71,22 @@ def fit(model, data, steps: int = 4, batch_size: int = 16, **kwargs):
     x, y = data
     n = steps * batch_size
     model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, shuffle=False, verbose=0, **kwargs)
+
+
+def lottery_run(rounds: int = 3, loss=None, callbacks=(), **callback_kwargs):
+    """`dense_model` at rate 0.5 trained `rounds` rounds of one epoch (4 steps) by the lottery
+    callback, seeded; returns (model, ticket). `callbacks` run after the ticket's."""
+    keras.utils.set_random_seed(0)
+    model = lth_keras.prune_for_lottery(dense_model(), pruning_rate=0.5)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, verbose=0, **callback_kwargs)
+    x, y = dense_data()
+    model.fit(x, y, batch_size=16, epochs=rounds, shuffle=False, callbacks=[ticket, *callbacks], verbose=0)
+    return model, ticket
 
 
 def next_masks(model):

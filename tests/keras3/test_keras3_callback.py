@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from keras3_models import BACKEND, CountingLoss, dense_data, dense_model
+from keras3_models import BACKEND, CountingLoss, dense_data, dense_model, lottery_run
 
 import lth_keras
 import lth_keras.keras3 as lth3
@@ -45,18 +45,8 @@ class Probe(keras.callbacks.Callback):
 
 
 def _run(rounds=3, loss=None, extra_callbacks=(), **callback_kwargs):
-    keras.utils.set_random_seed(0)
-    model = lth_keras.prune_for_lottery(dense_model(), pruning_rate=0.5)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-2),
-        loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    ticket = lth_keras.LotteryTicketCallback(epochs_per_round=1, verbose=0, **callback_kwargs)
     probe = Probe()
-    x, y = dense_data()
-    callbacks = [ticket, probe, *extra_callbacks]
-    model.fit(x, y, batch_size=16, epochs=rounds, shuffle=False, callbacks=callbacks, verbose=0)
+    model, ticket = lottery_run(rounds, loss, [probe, *extra_callbacks], **callback_kwargs)
     return model, ticket, probe
 
 

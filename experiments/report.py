@@ -5,11 +5,14 @@
 For each experiment: how many replicates each branch has, a Markdown table (weights
 remaining per round; for the ticket and each control: test accuracy at the early-stop
 step and at the end, and the early-stop iteration, mean ± std over replicates, the mean
-alone from one) and a one-line verdict, followed by a line for each replicate whose
-training diverged (its finished rounds are reported as usual) and for each replicate whose
-files fail verification (its rounds from the first damaged one are left out). Writes
-report.csv, accuracy.png and early_stop.png (all experiments on one plot) to --out
-(default: the first directory given) and ends with the list of files written.
+alone from one), a one-line verdict and a line saying which layer of the ticket kept the
+most and which the least of its weights at its last round, followed by a line for each
+replicate whose training diverged (its finished rounds are reported as usual) and for
+each replicate whose files fail verification (its rounds from the first damaged one are
+left out). Writes report.csv, accuracy.png and early_stop.png (all experiments on one
+plot: a colour per branch, the dense network as a reference line, ±1 std bands) and
+layers.png (the ticket's weights remaining per layer vs round, one panel per experiment)
+to --out (default: the first directory given) and ends with the list of files written.
 
 Experiments are told apart by their directory: each is labelled by the shortest end of
 its path that no other ends with (`lenet_mnist-1a2b`, or `a/lenet_mnist-1a2b` and
@@ -29,6 +32,8 @@ from experiments import integrity, layout, progress
 from experiments.manifest import MANIFEST_FILE
 from lth_keras import storage
 from lth_keras.paper import report
+
+LAYERS_PLOT = "layers.png"  # weights remaining per layer vs round (the metric plots: layout.PLOTS)
 
 flags.DEFINE_string("out", None, "Where report.csv and the plots go (default: the first directory given).")
 FLAGS = flags.FLAGS
@@ -83,6 +88,7 @@ class Experiment(NamedTuple):
     directory: str
     branches: Dict[str, List[dict]]  # branch name -> aggregated rows
     notes: List[str]  # diverged replicates, rounds left out
+    title: str = ""  # 'LeNet-300-100 on Fashion-MNIST'; empty if config.json cannot be read
 
 
 def experiment_dirs(directories: Sequence[str]) -> List[str]:
@@ -113,12 +119,22 @@ def experiment_labels(directories: Sequence[str]) -> List[str]:
     return [label(i) for i in range(len(paths))]
 
 
+def title(directory: str) -> str:
+    """'LeNet-300-100 on Fashion-MNIST', from the experiment's config.json; '' if unreadable
+    (the report's other parts do not need it)."""
+    try:
+        stored = storage.load_json(layout.config_file(directory))
+        return report.experiment_title(stored["model"], stored["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
 def load(directory: str) -> Optional[Experiment]:
     """The experiment's branches and notes; None if it has nothing to report."""
     left_out = []
     branches, diverged = load_experiment(directory, left_out), divergences(directory)
     if branches or diverged or left_out:  # a run that diverged in round 0 has no finished round
-        return Experiment(directory, branches, diverged + left_out)
+        return Experiment(directory, branches, diverged + left_out, title(directory))
     return None
 
 
@@ -129,6 +145,8 @@ def section(label: str, experiment: Experiment) -> str:
     verdict = report.verdict(label, branches, branches_lib.TICKET.name, branches_lib.REINIT.name)
     table = report.markdown_table(branches, order=order)
     lines = ([report.replicates_line(branches, order)] if branches else []) + [table, verdict]
+    landed = report.pruning_landed(branches.get(branches_lib.TICKET.name, []))
+    lines += [landed] if landed else []
     return f"## {label}\n\n" + "\n\n".join(lines + experiment.notes) + "\n"
 
 
@@ -143,14 +161,28 @@ def write_csv(experiments: Dict[str, Experiment], path: str) -> None:
     storage.save_bytes(path, text.getvalue().encode())
 
 
+def figures(experiments: Dict[str, Experiment]) -> Dict[str, object]:
+    """File name -> matplotlib figure: each metric's plot of every branch, and where the
+    ticket's pruning landed per layer (when the records name layers)."""
+    branches = {label: experiment.branches for label, experiment in experiments.items()}
+    titles = {label: experiment.title for label, experiment in experiments.items()}
+    labels = {branch.name: branch.label or branch.name for branch in branches_lib.BRANCHES.values()}
+    ticket = branches_lib.TICKET
+    drawn = {
+        filename: report.plot(branches, metric, branches_lib.line_styles(), labels, titles, ticket.name)
+        for metric, filename in layout.PLOTS.items()
+    }
+    tickets = {label: rows.get(ticket.name, []) for label, rows in branches.items()}
+    layers = report.plot_layers(tickets, titles, ticket.label or ticket.name)
+    return {**drawn, LAYERS_PLOT: layers} if layers is not None else drawn
+
+
 def write_files(experiments: Dict[str, Experiment], out: str) -> List[str]:
     """Writes the CSV and the plots into `out`; returns their paths."""
     os.makedirs(out, exist_ok=True)
     written = [os.path.join(out, layout.REPORT_CSV)]
     write_csv(experiments, written[0])
-    branches = {label: experiment.branches for label, experiment in experiments.items()}
-    for metric, filename in layout.PLOTS.items():
-        figure = report.plot(branches, metric, branches_lib.line_styles())
+    for filename, figure in figures(experiments).items():
         written.append(os.path.join(out, filename))
         storage.save_bytes(written[-1], report.figure_png(figure))
     return written

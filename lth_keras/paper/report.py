@@ -1,7 +1,8 @@
-"""Summaries of lottery runs: round tables, mean ± std over replicates, verdicts, plots.
+"""Summaries of lottery runs: round tables, mean ± std over replicates, verdicts, plots,
+and where pruning landed (weights kept per layer).
 
 A number from a single replicate has no std: it is None, printed without "±", left empty
-in CSV rows and drawn without an error bar.
+in CSV rows and drawn without a std band.
 
 Everything here works on round records (the dicts `LotteryTicketCallback.rounds` holds);
 where the records come from is the caller's business.
@@ -54,7 +55,8 @@ def aggregate(replicates: Sequence[Sequence[Dict[str, Any]]]) -> List[Dict[str, 
     Each row: round, weights_remaining, replicates (how many finished that round),
     early_stop_accuracy, final_accuracy, early_stop_step, each a (mean, std) pair of
     test accuracy at the early-stop step, at the end of the round, and the step (std None
-    from fewer than two values, mean None from none).
+    from fewer than two values, mean None from none), and layer_remaining: layer -> mean
+    fraction of its weights kept (from the records' layer_sparsity).
     """
     by_round: Dict[int, List[Dict[str, Any]]] = {}
     for rounds in replicates:
@@ -73,15 +75,24 @@ def aggregate(replicates: Sequence[Sequence[Dict[str, Any]]]) -> List[Dict[str, 
                 ),
                 "final_accuracy": _mean_std([r["metrics"].get("test_accuracy") for r in records]),
                 "early_stop_step": _mean_std([r.get("early_stop_step") for r in records]),
+                "layer_remaining": _layer_remaining(records),
             }
         )
     return rows
 
 
+def _layer_remaining(records) -> Dict[str, float]:
+    """Layer -> mean fraction of its weights kept (1 - its sparsity), over the records naming it."""
+    kept: Dict[str, List[float]] = {}
+    for record in records:
+        for layer, sparsity in record.get("layer_sparsity", {}).items():
+            kept.setdefault(layer, []).append(1.0 - sparsity)
+    return {layer: float(np.mean(values)) for layer, values in kept.items()}
+
+
 def _headline(row) -> Optional[float]:
     """The accuracy a ticket is judged by: at the early-stop step, else at the end."""
-    mean, _ = row["early_stop_accuracy"]
-    return mean if mean is not None else row["final_accuracy"][0]
+    return _accuracy_pair(row)[0]
 
 
 def verdict(
@@ -188,74 +199,285 @@ def csv_rows(experiment: str, branches: Mapping[str, List[Dict[str, Any]]]) -> L
     return rows
 
 
+# Names for plot titles, by config.json's model and dataset; others are shown as they are.
+NETWORK_TITLES = {
+    "lenet": "LeNet-300-100",
+    "conv2": "Conv-2",
+    "conv4": "Conv-4",
+    "conv6": "Conv-6",
+    "vgg16": "VGG-16",
+    "vgg19": "VGG-19",
+    "resnet18": "ResNet-18",
+    "resnet20": "ResNet-20",
+}
+DATASET_TITLES = {
+    "mnist": "MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "mnist1d": "MNIST-1D",
+    "synthetic": "synthetic data",
+}
+# Experiments sharing a plot are told apart by marker: (matplotlib marker, the caption's glyph).
+_MARKERS = (("o", "●"), ("s", "■"), ("^", "▲"), ("D", "◆"), ("v", "▼"))
+_DENSE_COLOUR = "0.45"
+_BAND_ALPHA = 0.2
+_CAPTION_FONT_SIZE = 7
+
+
+def experiment_title(model: str, dataset: str) -> str:
+    """'LeNet-300-100 on Fashion-MNIST', from config.json's `model` and `dataset`."""
+    return f"{NETWORK_TITLES.get(model, model)} on {DATASET_TITLES.get(dataset, dataset)}"
+
+
 def plot(
     experiments: Mapping[str, Mapping[str, List[Dict[str, Any]]]],
     metric: str,
     line_styles: Optional[Mapping[str, str]] = None,
+    labels: Optional[Mapping[str, str]] = None,
+    titles: Optional[Mapping[str, str]] = None,
+    ticket_branch: str = "ticket",
 ):
     """A matplotlib figure of `metric` ('accuracy' or 'early_stop_step') vs weights remaining.
 
-    Log x axis as in the paper; each branch drawn in its line style (`line_styles`: branch
-    name -> matplotlib style, drawn in that order; others dash-dotted); one colour per
-    experiment; error bars are one std over replicates (none where there is no std).
+    `experiments`: name -> branch -> aggregated rows. Log x axis as in the paper. Each branch
+    has one colour and line style (`line_styles`: branch -> matplotlib style; their order
+    gives the colours and the legend's order; other branches dash-dotted, coloured after)
+    and the legend entry `labels[branch]` (default: its name). A line is the mean over
+    replicates, shaded ±1 std where there is a std. The dense network (`ticket_branch`'s
+    round 0) is a grey horizontal reference with its ±1 std band. The title joins
+    `titles` (experiment -> text); the caption names the experiments, by marker if several.
     """
-    line_styles = line_styles or {}
+    pyplot = _pyplot()
+    line_styles, labels = line_styles or {}, labels or {}
+    figure, axes = pyplot.subplots(figsize=(7, 4.8))
+    colours = _branch_colours(experiments, line_styles)
+    dense = [_draw_dense(axes, branches.get(ticket_branch), metric) for branches in experiments.values()]
+    dense_band = None if all(d is None for d in dense) else any(dense)
+    banded, levels = _draw_branches(axes, experiments, metric, colours, line_styles)
+    _format_weights_axis(axes, levels)
+    axes.set_ylabel("test accuracy at early stop (%)" if metric == "accuracy" else "early-stop iteration")
+    axes.set_title(_joined_title(titles or {}, experiments))
+    styles = {
+        b: (colours[b], line_styles.get(b, "-."), banded[b]) for b in _ordered(banded, list(line_styles))
+    }
+    one_marker = _MARKERS[0][0] if len(experiments) == 1 else None
+    handles, texts = _legend_entries(styles, labels, one_marker, dense_band)
+    if handles:
+        axes.legend(handles, texts, fontsize=8)
+    caption_height = _caption(figure, list(experiments), any(banded.values()))
+    figure.tight_layout(rect=(0, caption_height, 1, 1))
+    return figure
+
+
+def _draw_branches(axes, experiments, metric: str, colours, line_styles):
+    """Each experiment's branches as mean lines with their std bands, one marker per experiment.
+    Returns (branch -> whether any of its lines has a band, the percent levels drawn)."""
+    banded: Dict[str, bool] = {}
+    levels = set()
+    for index, (name, branches) in enumerate(experiments.items()):
+        marker = _MARKERS[index % len(_MARKERS)][0]
+        for branch in _ordered(branches, list(line_styles)):
+            series = _series(branches[branch], metric)
+            if series is None:
+                continue
+            x, y, std = series
+            levels.update(np.round(x, 1))
+            style = {"color": colours[branch], "linestyle": line_styles.get(branch, "-."), "marker": marker}
+            has_band = _draw_mean_and_band(axes, x, y, std, label=f"{name} ({branch})", **style)
+            banded[branch] = banded.get(branch, False) or has_band
+    return banded, levels
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, axes = pyplot.subplots(figsize=(7, 4.5))
-    colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
-    levels = set()
-    for index, (name, branches) in enumerate(experiments.items()):
-        for branch in _ordered(branches, list(line_styles)):
-            rows = branches[branch]
-            if metric == "accuracy":
-                points = [(r["weights_remaining"], _headline(r), r["early_stop_accuracy"][1]) for r in rows]
-                points = [(x, 100 * y, _scaled(s, 100)) for x, y, s in points if y is not None]
-            else:
-                points = [(r["weights_remaining"], *r["early_stop_step"]) for r in rows]
-                points = [(x, y, _scaled(s)) for x, y, s in points if y is not None]
-            if not points:
-                continue
-            x, y, err = (np.array(v, dtype=float) for v in zip(*points))
-            levels.update(np.round(100 * x, 1))
-            axes.errorbar(
-                100 * x,
-                y,
-                yerr=None if np.isnan(err).all() else err,
-                linestyle=line_styles.get(branch, "-."),
-                marker="o",
-                markersize=3,
-                color=colours[index % len(colours)],
-                label=f"{name} ({branch})",
-                capsize=2,
-            )
+    return pyplot
+
+
+def _branch_colours(experiments, line_styles: Mapping[str, str]) -> Dict[str, Any]:
+    """Branch -> colour, by its place in `line_styles` (the registry), so a branch keeps its
+    colour in every plot; branches not there come after."""
+    from matplotlib import pyplot
+
+    cycle = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
+    names = list(dict.fromkeys(b for branches in experiments.values() for b in branches))
+    order = list(line_styles) + [b for b in names if b not in line_styles]
+    return {branch: cycle[order.index(branch) % len(cycle)] for branch in names}
+
+
+def _accuracy_pair(row):
+    """(mean, std) of the accuracy a ticket is judged by: at the early-stop step, else at the end."""
+    pair = row["early_stop_accuracy"]
+    return pair if pair[0] is not None else row["final_accuracy"]
+
+
+def _statistic(row, metric: str):
+    """(mean, std) of `metric` in a row, accuracy in percent; std None without one."""
+    if metric != "accuracy":
+        return row["early_stop_step"]
+    mean, std = _accuracy_pair(row)
+    return (None if mean is None else 100 * mean), (None if std is None else 100 * std)
+
+
+def _series(rows, metric: str):
+    """Arrays of percent weights remaining, mean and std (NaN where none) of the rows with a
+    value; None if no row has one."""
+    points = [(100 * r["weights_remaining"], *_statistic(r, metric)) for r in rows]
+    points = [(x, y, math.nan if s is None else s) for x, y, s in points if y is not None]
+    if not points:
+        return None
+    return tuple(np.array(column, dtype=float) for column in zip(*points))
+
+
+def _draw_mean_and_band(axes, x, y, std, label, **style) -> bool:
+    """The mean line and, where there is a std, its shaded ±1 std band; True if a band was drawn."""
+    axes.plot(x, y, markersize=3.5, label=label, **style)
+    has_std = np.isfinite(std)
+    if has_std.any():
+        half = np.where(has_std, std, 0.0)
+        axes.fill_between(
+            x, y - half, y + half, where=has_std, color=style["color"], alpha=_BAND_ALPHA, linewidth=0
+        )
+    return bool(has_std.any())
+
+
+def _draw_dense(axes, ticket_rows, metric: str) -> Optional[bool]:
+    """The dense network (the ticket's round 0) as a horizontal line with its ±1 std band where
+    there is a std. Returns whether a band was drawn; None if there is no such round with a value."""
+    if not ticket_rows or ticket_rows[0]["round"] != 0:
+        return None
+    mean, std = _statistic(ticket_rows[0], metric)
+    if mean is None:
+        return None
+    axes.axhline(mean, color=_DENSE_COLOUR, linewidth=1.2, zorder=1, label="dense network")
+    if std is not None:
+        axes.axhspan(mean - std, mean + std, color=_DENSE_COLOUR, alpha=_BAND_ALPHA, linewidth=0, zorder=0)
+    return std is not None
+
+
+def _format_weights_axis(axes, levels) -> None:
+    """Log x axis of percent weights remaining, labelled at (about ten of) the rounds' levels,
+    dense on the left as in the paper."""
+    import matplotlib.ticker
+
     axes.set_xscale("log")
     ticks = sorted(levels, reverse=True)
-    ticks = ticks[:: max(1, len(ticks) // 10)]  # at most about ten labelled levels
+    ticks = ticks[:: math.ceil(len(ticks) / 10)]  # at most ten labels: more overlap
     axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
     axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.invert_xaxis()
     axes.set_xlabel("percent of weights remaining")
-    axes.set_ylabel("test accuracy at early stop (%)" if metric == "accuracy" else "early-stop iteration")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+
+
+def _joined_title(titles: Mapping[str, str], experiments) -> str:
+    """The experiments' titles, each once, in order."""
+    return "; ".join(dict.fromkeys(titles[name] for name in experiments if titles.get(name)))
+
+
+def _legend_entries(styles, labels: Mapping[str, str], marker: Optional[str], dense_band: Optional[bool]):
+    """Legend handles and texts: a branch's line (with its band's patch where it has one) and
+    label, then the dense reference (with a band if `dense_band`; none if None). `styles`:
+    branch -> (colour, line style, banded). The marker is left out when it tells experiments
+    apart (the caption says which is which)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    def entry(colour, line_style, banded, **line):
+        drawn = Line2D([], [], color=colour, linestyle=line_style, **line)
+        return (Patch(color=colour, alpha=_BAND_ALPHA, linewidth=0), drawn) if banded else drawn
+
+    handles = [entry(*style, marker=marker, markersize=3.5) for style in styles.values()]
+    texts = [labels.get(branch, branch) for branch in styles]
+    if dense_band is not None:
+        handles.append(entry(_DENSE_COLOUR, "-", dense_band, linewidth=1.2))
+        texts.append("dense network")
+    return handles, texts
+
+
+def _caption(figure, names: Sequence[str], banded: bool) -> float:
+    """Writes the caption under the axes: which experiment (by marker, if several) and what
+    the shading is. Returns its height as a fraction of the figure's."""
+    shading = "lines: mean over replicates, shaded: ±1 std" if banded else "one replicate: no std band"
+    if len(names) == 1:
+        lines = [f"experiment {names[0]}; {shading}"]
+    else:
+        glyphs = [_MARKERS[i % len(_MARKERS)][1] for i in range(len(names))]
+        lines = [f"{glyph} {name}" for glyph, name in zip(glyphs, names)] + [shading]
+    figure.text(0.01, 0.01, "\n".join(lines), fontsize=_CAPTION_FONT_SIZE, color="0.3", va="bottom")
+    line_height = 1.3 * _CAPTION_FONT_SIZE / 72 / figure.get_figheight()
+    return 0.02 + len(lines) * line_height
+
+
+def pruning_landed(rows: Sequence[Dict[str, Any]]) -> Optional[str]:
+    """'where pruning landed (round 5): fc1 kept least (32.8%), output most (59.0%)': the layers
+    that kept the least and the most of their weights at the last of the (aggregated) rows;
+    None if the records name no layers."""
+    last = rows[-1] if rows else {}
+    kept = last.get("layer_remaining")
+    if not kept:
+        return None
+    least, most = min(kept, key=kept.get), max(kept, key=kept.get)
+    where = f"where pruning landed (round {last['round']}): "
+    if _percent(kept[least]) == _percent(kept[most]):  # alike as printed: none stands out
+        return where + f"every layer kept {_percent(kept[most])}"
+    return where + f"{least} kept least ({_percent(kept[least])}), {most} most ({_percent(kept[most])})"
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def plot_layers(
+    experiments: Mapping[str, List[Dict[str, Any]]],
+    titles: Optional[Mapping[str, str]] = None,
+    branch_label: str = "winning ticket",
+):
+    """Weights remaining per layer vs round, one axes per experiment (name -> aggregated rows
+    of one branch, `branch_label`): one line per layer, input to output from dark to light,
+    and all layers together dashed. None if no experiment's rows name layers."""
+    shown = {name: rows for name, rows in experiments.items() if any(r.get("layer_remaining") for r in rows)}
+    if not shown:
+        return None
+    pyplot = _pyplot()
+    figure, grid = pyplot.subplots(len(shown), 1, figsize=(7, 3.8 * len(shown)), squeeze=False)
+    for axes, (name, rows) in zip(grid[:, 0], shown.items()):
+        _draw_layers(axes, rows, pyplot.get_cmap("viridis"))
+        title = (titles or {}).get(name)
+        axes.set_title(f"{title}: " * bool(title) + "where pruning landed", loc="left", fontsize=10)
+        axes.set_title(name, loc="right", fontsize=_CAPTION_FONT_SIZE, color="0.3")
+        axes.set_ylabel(f"weights remaining in the {branch_label} (%)")
     figure.tight_layout()
     return figure
 
 
-def _scaled(std: Optional[float], scale=1.0) -> float:
-    """An error bar's half length; NaN (no bar) where there is no std."""
-    return math.nan if std is None else scale * std
+def _draw_layers(axes, rows, colour_map) -> None:
+    """One line per layer (mean percent of its weights kept) and one for all layers, vs round;
+    the legend gives each one's value at the last round."""
+    import matplotlib.ticker
+
+    layers = list(dict.fromkeys(layer for row in rows for layer in row.get("layer_remaining", {})))
+    rounds = [row["round"] for row in rows]
+    for layer, colour in zip(layers, colour_map(np.linspace(0.0, 0.85, len(layers)))):
+        kept = [100 * row.get("layer_remaining", {}).get(layer, math.nan) for row in rows]
+        # the last value in the legend tells apart layers whose lines coincide
+        axes.plot(rounds, kept, color=colour, marker="o", markersize=3.5, label=f"{layer}: {kept[-1]:.1f}%")
+    overall = [100 * row["weights_remaining"] for row in rows]
+    axes.plot(rounds, overall, color="black", linestyle="--", linewidth=1, label=f"all: {overall[-1]:.1f}%")
+    axes.set_xlabel("round")
+    axes.set_ylim(0, 105)
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, title=f"layer (input to output), round {rounds[-1]}", title_fontsize=8)
 
 
 def figure_png(figure) -> bytes:
     """The figure as PNG bytes (for files and TensorBoard images); closes it."""
-    from matplotlib import pyplot
-
+    pyplot = _pyplot()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     pyplot.close(figure)

@@ -33,7 +33,7 @@ lint: install
 
 # All tests: tests/ on .venv (tf_keras, and tests/keras3 on Keras 3's TensorFlow backend), then
 # tests/keras3 on the JAX and torch backends in their own venvs (no TensorFlow there).
-test: lint keras3-envs
+test: lint keras3-envs $(VENV)/.backends
 	$(PY) -m pytest -q tests
 	KERAS_BACKEND=jax .venv-jax/bin/python $(KERAS3_PYTEST)
 	KERAS_BACKEND=torch .venv-torch/bin/python $(KERAS3_PYTEST)
@@ -56,6 +56,12 @@ KERAS3_BACKEND_PACKAGES_torch := torch==2.13.0
 	touch $@
 
 keras3-envs: .venv-jax/.installed .venv-torch/.installed
+
+# JAX and torch in .venv too, beside TensorFlow: the scripts' --backend=jax|torch run there
+# (they write TensorBoard and read data with TensorFlow); tests/test_backends.py runs them.
+$(VENV)/.backends: $(VENV)/.installed
+	$(PY) -m pip install -q $(KERAS3_BACKEND_PACKAGES_jax) $(KERAS3_BACKEND_PACKAGES_torch)
+	touch $@
 
 # tests/keras3 on the three backends, one after the other; --confcutdir keeps pytest from
 # loading tests/conftest.py, which imports tf_keras (not in .venv-jax or .venv-torch).

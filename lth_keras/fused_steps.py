@@ -12,7 +12,7 @@ optimizer's updates, the metrics and the callbacks between calls are those of Ke
 
 import tensorflow as tf
 
-from lth_keras import notices
+from lth_keras import adapters, notices
 from lth_keras._keras import check_keras2_model
 from lth_keras.keras_internals import private_attribute
 from lth_keras.wrapping import flat_layers, unwrapped
@@ -31,8 +31,18 @@ def fuse_steps(model):
     the default strategy or any strategy with one replica; several replicas need Keras's
     own loop, which splits each batch between them.
 
+    Keras 3 needs no such step: compiled with `steps_per_execution=n`, it runs n steps per
+    call (in one XLA program on JAX, in one graph call on TensorFlow); a Keras 3 model is
+    refused, saying so.
+
     Returns the model.
     """
+    if adapters.framework_of(model) == "keras":
+        raise TypeError(
+            "fuse_steps is for tf_keras models: Keras 3 already runs each call's steps in one "
+            "compiled program; compile the Keras 3 model with steps_per_execution=n (and "
+            "jit_compile=True on TensorFlow) instead"
+        )
     check_keras2_model(model)
     if not private_attribute(model, "_is_compiled", "whether a model is compiled") or model.optimizer is None:
         raise ValueError("compile the model (with its steps_per_execution) before fuse_steps(model)")

@@ -92,6 +92,12 @@ def test_an_uncompiled_or_keras3_model_is_refused():
         lth_keras.fuse_steps(dense_model())
     with pytest.raises(TypeError, match="must be a tf_keras Model"):
         lth_keras.fuse_steps("model")
+    import keras  # Keras 3, beside tf_keras
+
+    keras3_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    keras3_model.compile("adam", "mse", steps_per_execution=BLOCK)
+    with pytest.raises(TypeError, match="Keras 3 already runs each call's steps in one compiled program"):
+        lth_keras.fuse_steps(keras3_model)
 
 
 def test_data_that_is_not_in_blocks_of_steps_per_execution_is_refused_naming_the_sizes():

@@ -1,18 +1,16 @@
 """TensorBoard curves within rounds: each validation interval's metrics at the run's own step."""
 
 import dataclasses
-import glob
-import os
 import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from experiments import layout, progress, runner
 from experiments.branches import REINIT, TICKET
 from lth_keras import tickets
 from tests.helpers.lenet_runs import TWO_ROUNDS
+from tests.helpers.tensorboard import scalars
 
 # TWO_ROUNDS: 2 rounds of 4 intervals of 10 steps; round r's intervals end at r * 40 + 10, ... + 40.
 STEPS = [10, 20, 30, 40, 50, 60, 70, 80]
@@ -24,18 +22,6 @@ INTERVAL_TAGS = [
     "interval/val_accuracy",
     "interval/round",
 ]
-
-
-def scalars(run: str):
-    """tag -> [(step, value)] of every scalar in the run's event files, in the order written."""
-    found = {}
-    for path in sorted(glob.glob(os.path.join(layout.tensorboard_dir(run), "events.out.tfevents.*"))):
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "scalars":
-                    found.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
-    return found
 
 
 def experiment_of(output_dir, **settings):

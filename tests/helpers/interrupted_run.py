@@ -11,9 +11,7 @@ import os
 import signal
 import sys
 
-import tensorflow as tf
-
-from experiments import progress, runner
+from experiments import backend
 
 
 def _die():
@@ -22,6 +20,13 @@ def _die():
 
 def main():
     when, count, suite = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    for arg in sys.argv[4:]:  # Keras 3's backend, before the imports below import Keras
+        if arg.startswith("--backend="):
+            backend.select(arg.partition("=")[2])
+    import tensorflow as tf
+
+    from experiments import progress, runner
+
     if when == "epoch":
         original = progress.RoundLogger.on_epoch_end
 

@@ -159,6 +159,7 @@ def _round_logger(branch, config, splits, dirs, rounds, replicate, **kwargs) -> 
         dirs["write"],
         branch_name=branch.name,
         line_style=branch.line_style,
+        branch_label=branch.label,
         position=progress_bar.Position(rounds, replicate, config.replicates),
         checkpoint_every_intervals=config.checkpoint_every // config.eval_every,
         epochs_per_round=config.iterations // config.eval_every,

@@ -230,6 +230,7 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         checkpoint_every_intervals: int,
         branch_name: str,
         line_style: str,
+        branch_label: Optional[str] = None,
         is_ticket: bool = True,
         position: Optional[progress_bar.Position] = None,
         progress_stream=None,
@@ -239,7 +240,8 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
     ):
         """`is_ticket`: save θ₀/θ_k and keep each finished round's checkpoint until the next
         round is done (the next round prunes from it); a control round needs neither.
-        `branch_name` and `line_style` label and draw the run in TensorBoard's plots.
+        `branch_name` and `line_style` name and draw the run in TensorBoard's plots, whose
+        legend says `branch_label` (default `branch_name`).
         `position` (rounds and replicate) labels the progress bar, drawn on `progress_stream`
         (default stdout) when that is a terminal; without `position` there is no bar.
         `plot_every_seconds`: the least time between two draws of the plot images (0: every
@@ -252,6 +254,7 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         self.checkpoint_every_intervals = checkpoint_every_intervals
         self.is_ticket = is_ticket
         self.branch_name, self.line_style = branch_name, line_style
+        self.branch_label = branch_label or branch_name
         self.writer = tf.summary.create_file_writer(layout.tensorboard_dir(run_dir))
         self._intervals_done = 0  # validation intervals, one Keras epoch each
         self._known_steps_written = interval_steps_written
@@ -477,7 +480,14 @@ class RoundLogger(lth_keras.LotteryTicketCallback):
         with self.writer.as_default():
             for metric in ("accuracy", "early_stop_step"):
                 styles = {self.branch_name: self.line_style}
-                png = report.figure_png(report.plot({"this run": {self.branch_name: rows}}, metric, styles))
+                png = report.figure_png(
+                    report.plot(
+                        {"this run": {self.branch_name: rows}},
+                        metric,
+                        styles,
+                        labels={self.branch_name: self.branch_label},
+                    )
+                )
                 tf.summary.image(f"plot/{metric}", tf.image.decode_png(png)[None], step=round_index)
         self.writer.flush()
         _LAST_PLOTTED[self.run_dir] = time.monotonic()

@@ -1,4 +1,5 @@
-"""The paper's two controls for a ticket: random reinitialisation and random pruning.
+"""The paper's two controls for a ticket (random reinitialisation and random pruning), and
+ticket removal (`remove_ticket`: redraw a ticket's weights in the dense network).
 
 Written once for both Kerases: what they read and write on the model goes through the
 adapter of its framework (lth_keras.adapters), so a Keras 3 model on JAX or torch imports
@@ -38,6 +39,19 @@ def seeded_initializer(layer, name: str, seed: int):
     return type(initializer).from_config({**config, "seed": seed})
 
 
+def seeded_initializers(weights, seed: int) -> list:
+    """The seeded initializer of each of `weights` (an adapter's `pruned_weights`): weight i of
+    the model draws with seed `seed * SEED_STRIDE + i`.
+
+    All are made before anything is assigned, so that one without a seed is refused with the
+    model untouched.
+    """
+    return [
+        seeded_initializer(layer, name, seed * SEED_STRIDE + index)
+        for index, (layer, name, _) in enumerate(weights)
+    ]
+
+
 def reinit(model, seed: int, masks: Optional[Mapping[str, np.ndarray]] = None) -> None:
     """Random-reinit control: keep the mask, redraw the surviving weights.
 
@@ -53,15 +67,39 @@ def reinit(model, seed: int, masks: Optional[Mapping[str, np.ndarray]] = None) -
     seed = check_non_negative_int(seed, "seed")
     adapter = adapters.for_model(model)
     weights = adapter.pruned_weights(model)
-    # Every initializer first, so that one without a seed is refused before anything changes.
-    initializers = [
-        seeded_initializer(layer, name, seed * SEED_STRIDE + index)
-        for index, (layer, name, _) in enumerate(weights)
-    ]
+    initializers = seeded_initializers(weights, seed)
     if masks is not None:
         adapter.set_masks(model, masks)
     for (_, _, weight), initializer in zip(weights, initializers):
         weight.assign(initializer(weight.shape, dtype=weight.dtype))
+    adapter.apply_masks_to_weights(model)
+
+
+def remove_ticket(model, ticket_masks: Mapping[str, np.ndarray], seed: int) -> None:
+    """Ticket removal: redraws the weights a ticket kept, leaving every other weight as it is.
+
+    Each weight that `ticket_masks` keeps (1) is drawn afresh from its own layer's initializer,
+    seeded as `reinit` seeds it; every other weight (the ticket's pruned positions, biases,
+    batch-norm) keeps its value, e.g. θ₀ of a freshly built model. The model's own masks are
+    not changed: on a dense model the next lottery run starts from the new weights.
+
+    Args:
+      model: a tf_keras or Keras 3 model prepared with `prune_for_lottery`.
+      ticket_masks: the ticket's masks (e.g. a finished round's `Masks.load(round_dir)`).
+      seed: integer >= 0; same seed, same weights.
+    """
+    seed = check_non_negative_int(seed, "seed")
+    adapter = adapters.for_model(model)
+    masks = Masks(ticket_masks)
+    shapes = {key: tuple(weight.shape) for key, (weight, _) in adapter.masked_variables(model).items()}
+    masks.check_matches(shapes, "ticket_masks")
+    weights = adapter.pruned_weights(model)
+    initializers = seeded_initializers(weights, seed)
+    stored = adapter.get_stored_weights(model)
+    for (layer, name, weight), initializer in zip(weights, initializers):
+        key = f"{layer.name}/{name}"
+        fresh = np.asarray(initializer(weight.shape, dtype=weight.dtype))
+        weight.assign(np.where(masks[key] > 0, fresh, stored[key]).astype(stored[key].dtype))
     adapter.apply_masks_to_weights(model)
 
 

@@ -171,8 +171,15 @@ def _round_logger(branch, config, splits, dirs, rounds, replicate, **kwargs) -> 
     )
 
 
-def run_ticket(branch, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
-    """Iterative (or one-shot) magnitude pruning: prune_iters + 1 rounds (2 when one-shot)."""
+def run_ticket(
+    branch, config, splits, strategy, dirs, experiment, replicate, seed, initialize=None
+) -> List[dict]:
+    """Iterative (or one-shot) magnitude pruning: prune_iters + 1 rounds (2 when one-shot).
+
+    `initialize(model, experiment, replicate, seed)`, if given, sets the built model's weights
+    before training: a study's starting point (experiments/removal_study.py). It must set the
+    same weights every time; a resumed run then restores its checkpoint over them.
+    """
     total = 2 if config.one_shot else config.prune_iters + 1
     done = progress.finished_rounds(dirs["read"])
     if len(done) >= total:
@@ -180,6 +187,8 @@ def run_ticket(branch, config, splits, strategy, dirs, experiment, replicate, se
     with strategy.scope():
         model = components.build_model(config, splits, seed)
         components.compile_model(model, config)
+        if initialize is not None:
+            initialize(model, experiment, replicate, seed)
     print(f"{config.model}: {lth_keras.get_masks(model).size:,} prunable weights")
     callback = _round_logger(
         branch,

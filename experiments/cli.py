@@ -31,14 +31,19 @@ FULL_HELP = ("--helpfull", "-helpfull")
 NOISY_LOGGERS = ("absl", "tensorflow", "jax")
 
 
-def main(defaults: config_lib.ExperimentConfig, argv=None) -> None:
-    """Parses and checks the command line, then runs the suite (experiments/runner.py)."""
+def main(defaults: config_lib.ExperimentConfig, argv=None, check=None, train=None) -> None:
+    """Parses and checks the command line, then runs the suite (experiments/runner.py).
+
+    A study with flags of its own (experiments/removal.py) passes `check(config)`, which raises
+    ValueError naming a bad flag (called before TensorFlow is imported), and `train`, which
+    runs it in place of the suite (see `runner.run_command`).
+    """
     argv = list(sys.argv if argv is None else argv)
     config_lib.flags_from_config(defaults)
     help_wanted = _help_wanted(argv[1:])
     if help_wanted:
         _exit_with_help(full=help_wanted in FULL_HELP)
-    config = parse(argv)
+    config = parse(argv, check)
     backend.select(config.backend)  # before anything imports Keras 3
     quiet = not flags.FLAGS["verbosity"].present
     runner = start_tensorflow(quiet)
@@ -47,13 +52,14 @@ def main(defaults: config_lib.ExperimentConfig, argv=None) -> None:
         if quiet:
             for name in NOISY_LOGGERS:
                 python_logging.getLogger(name).setLevel(python_logging.ERROR)
-        runner.run_command(config, suite_dataset=defaults.dataset)
+        runner.run_command(config, suite_dataset=defaults.dataset, train=train)
 
     app.run(run, argv=argv[:1])  # absl's set-up: its log handler, --run_with_pdb and the like
 
 
-def parse(argv) -> config_lib.ExperimentConfig:
-    """The config the command line describes; refuses a bad one (exit 2, naming the flag)."""
+def parse(argv, check=None) -> config_lib.ExperimentConfig:
+    """The config the command line describes; refuses a bad one (exit 2, naming the flag).
+    `check(config)`: a study's own checks, raising ValueError naming the flag."""
     try:
         rest = flags.FLAGS(argv)
     except flags.UnrecognizedFlagError as e:
@@ -65,6 +71,8 @@ def parse(argv) -> config_lib.ExperimentConfig:
     try:
         config = config_lib.config_from_flags()
         config_lib.validate(config)
+        if check is not None:
+            check(config)
     except ValueError as e:
         refuse(str(e))
     return config

@@ -110,14 +110,18 @@ def prepare_experiment(config, branch, experiment: str) -> None:
         storage.save_json(path, settings)
 
 
-def train_and_evaluate(config: config_lib.ExperimentConfig, suite_dataset: str = "") -> Dict[str, Any]:
+def train_and_evaluate(
+    config: config_lib.ExperimentConfig, suite_dataset: str = "", branch=None
+) -> Dict[str, Any]:
     """Runs (or resumes) every replicate of an experiment; returns {replicate: [round records]}.
+
+    `branch`: the branch to run (default: the one --control selects); a study passes its own.
 
     Whatever refuses the command (settings, a lock, a stored file, the data) does so before
     anything is written.
     """
     config_lib.validate(config, models=models.MODELS, datasets=datasets.DATASETS + ("synthetic",))
-    branch = branches.selected(config.control)
+    branch = branch or branches.selected(config.control)
     branch.check(config)
     config = resolve(config)
     if config.deterministic:
@@ -171,15 +175,18 @@ def main(defaults: config_lib.ExperimentConfig) -> None:
     cli.main(defaults)
 
 
-def run_command(config: config_lib.ExperimentConfig, suite_dataset: str) -> None:
+def run_command(config: config_lib.ExperimentConfig, suite_dataset: str, train=None) -> None:
     """Runs a command line's config; exits with the codes the module docstring lists. A run
-    that finishes ends with where its results are and the commands that show them."""
+    that finishes ends with where its results are and the commands that show them.
+
+    `train(config, suite_dataset=...)`: what runs it (default `train_and_evaluate`; a study
+    such as experiments/removal.py passes its own)."""
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, _stop_at_next_checkpoint)
     if config.smoke:
         print(components.smoke_summary(config))
     try:
-        train_and_evaluate(config, suite_dataset=suite_dataset)
+        (train or train_and_evaluate)(config, suite_dataset=suite_dataset)
     except (ValueError, FileNotFoundError) as e:
         _exit(2, f"error: {e}")
     except datasets.DatasetUnavailableError as e:

@@ -11,6 +11,8 @@
                                             rounds.json, written last, marks the round done
         round_<n>/checkpoint/               model + optimizer + progress, while needed to resume
         round_<n>/diverged.json             where training diverged (the round never finished)
+    <output_dir>/<model>_<dataset>-<hash>/removal.json      the ticket-removal study's target round
+                                            (experiments/removal.py; its tickets: ticket, removal_<k>)
     <output_dir>/report.csv, accuracy.png, early_stop.png   written by experiments.report
 
 <branch> is a branch's name: `ticket` for the pruning run, or a control's (experiments/branches.py). <hash> is
@@ -25,6 +27,7 @@ from experiments import config as config_lib
 from lth_keras import tickets
 
 CONFIG_FILE = "config.json"
+REMOVAL_FILE = "removal.json"
 DIVERGED_FILE = "diverged.json"
 LOCK_SUFFIX = ".lock"
 REPORT_CSV = "report.csv"
@@ -41,6 +44,11 @@ def experiment_dir(config) -> str:
 
 def config_file(experiment: str) -> str:
     return os.path.join(experiment, CONFIG_FILE)
+
+
+def removal_file(experiment: str) -> str:
+    """The ticket-removal study's settings in an experiment (experiments/removal_study.py)."""
+    return os.path.join(experiment, REMOVAL_FILE)
 
 
 def branch_dir(experiment: str, branch: str) -> str:

@@ -28,6 +28,7 @@ _EXPORTS = {
     "format_round": "lth_keras.callback",
     "random_prune": "lth_keras.controls",
     "reinit": "lth_keras.controls",
+    "reinit_keep_signs": "lth_keras.controls",
     "remove_ticket": "lth_keras.controls",
     "fuse_steps": "lth_keras.fused_steps",
     "export": "lth_keras.exporting",

@@ -11,9 +11,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from lth_keras import adapters, invariants, notices
+from lth_keras import adapters, criteria, invariants, notices
 from lth_keras.callback_base import CallbackBase
-from lth_keras.masks import Masks, layer_of, magnitude_prune
+from lth_keras.masks import Masks, layer_of
 from lth_keras.rounds import RoundState
 from lth_keras.snapshots import WeightSnapshot
 from lth_keras.tickets import Ticket, save_ticket
@@ -22,6 +22,7 @@ from lth_keras.validation import (
     check_eval_data,
     check_non_negative_int,
     check_positive_int,
+    check_seed,
 )
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class LotteryTicketCallback(CallbackBase):
     Training is cut into rounds of `epochs_per_round` epochs (or `steps_per_round`
     steps). At the end of each round the callback records the round, and before the
     next one starts it prunes each layer's surviving weights by magnitude of the
-    trained weights (at the rates `prune_for_lottery` gave), rewinds every weight to
+    trained weights (at the rates `prune_for_lottery` gave; or by another `criterion`),
+    rewinds every weight to
     θ₀ (captured when training starts) or θ_k (after `rewind_step` steps of round 0),
     resets the optimizer's slots and sets its step counter to `rewind_step`. If `fit`
     ends at a round boundary the model keeps its trained weights; the next `fit` with
@@ -87,6 +89,23 @@ class LotteryTicketCallback(CallbackBase):
         end and when fit ends, that the masks are still the round's (something else,
         e.g. `model.set_weights`, may have assigned them); raises `InvariantError` if
         not. One pass over the weights per round and one over the masks per epoch.
+      criterion: which surviving weights a round keeps (lth_keras.criteria): 'large_final'
+        (the default, magnitude pruning), 'large_init', 'magnitude_increase', 'movement',
+        'random' (each removing the scheduled count exactly, layerwise or global as
+        `prune_for_lottery` set the scope) or 'threshold' (every survivor with |w| below
+        `threshold_scale` times the standard deviation of its layer's, or global group's,
+        survivors: the counts are whatever falls under, recorded in each round's 'pruned').
+        The initial weights w_i the criteria compare with are the rewind point, θ₀ or θ_k.
+        It is the callback's, not `prune_for_lottery`'s: it needs the rewind point.
+      threshold_scale: s of the 'threshold' criterion (> 0; default 0.5, Han et al.'s).
+      criterion_seed: seeds the 'random' criterion (round r draws from (seed, r)).
+
+    Each round's record also holds, besides its metrics: 'pruned' (layer -> weights pruned
+    at the boundary before the round; empty for the first), 'supermask_metrics' (with
+    `test_data`: the test metrics of the masked rewind weights m ⊙ θ₀ (or θ_k) right after the
+    rewind, before the round trained; one more test evaluation a round) and
+    'sign_stability' (the fraction of the round's surviving weights whose sign at its end
+    is their sign at the rewind point).
 
     Example:
       >>> ticket = lth_keras.LotteryTicketCallback(epochs_per_round=5)
@@ -108,6 +127,9 @@ class LotteryTicketCallback(CallbackBase):
         verbose: int = 1,
         keep_theta_0: bool = True,
         check_invariants: bool = True,
+        criterion: str = criteria.DEFAULT,
+        threshold_scale: float = criteria.DEFAULT_THRESHOLD_SCALE,
+        criterion_seed: int = 0,
     ):
         super().__init__()
         if (epochs_per_round is None) == (steps_per_round is None):
@@ -135,6 +157,13 @@ class LotteryTicketCallback(CallbackBase):
         self.verbose = check_non_negative_int(verbose, "verbose")
         self.keep_theta_0 = check_bool(keep_theta_0, "keep_theta_0")
         self.check_invariants = check_bool(check_invariants, "check_invariants")
+        self.criterion, self.threshold_scale = criteria.check_criterion(criterion, threshold_scale)
+        if threshold_scale != criteria.DEFAULT_THRESHOLD_SCALE and self.criterion != criteria.THRESHOLD:
+            raise ValueError(
+                f"`threshold_scale`={threshold_scale!r} is used by criterion='threshold' only, "
+                f"not by criterion={self.criterion!r}"
+            )
+        self.criterion_seed = check_seed(criterion_seed, "criterion_seed")
 
         self.state = RoundState()  # what state_dict() stores
         self.theta_0: Optional[WeightSnapshot] = None
@@ -232,6 +261,8 @@ class LotteryTicketCallback(CallbackBase):
         self._stopped_training = False
         if self.state.pending_prune:
             self._start_next_round()
+        elif self.state.round_steps == 0 and self.state.supermask_metrics is None:
+            self._measure_supermask()  # the first round, before it trains
 
     def on_epoch_begin(self, epoch, logs=None):
         self._print_waiting_lines()
@@ -436,6 +467,7 @@ class LotteryTicketCallback(CallbackBase):
         if self.test_data is not None:
             metrics.update(self._evaluate(self.test_data, "test_"))
         masks = self._adapter.get_masks(self.model)
+        final = self._adapter.get_effective_weights(self.model)
         early_stop_metrics = state.best[2] if state.best else {}
         if state.best_weights_digests is not None:
             early_stop_metrics = {**early_stop_metrics, **self._test_best_weights()}
@@ -447,6 +479,9 @@ class LotteryTicketCallback(CallbackBase):
             "metrics": metrics,
             "early_stop_step": state.best[1] if state.best else None,
             "early_stop_metrics": early_stop_metrics,
+            "pruned": dict(state.round_pruned),
+            "supermask_metrics": dict(state.supermask_metrics or {}),
+            "sign_stability": criteria.sign_stability(final, self.rewind_weights, masks),
         }
         self._adapter.apply_masks_to_weights(self.model)
         state.rounds.append(record)
@@ -468,20 +503,37 @@ class LotteryTicketCallback(CallbackBase):
         masks_before = adapter.get_masks(model)
         self._check_masks_unchanged("when the round ended", masks_before)
         rates, groups = adapter.layer_rates(model), adapter.pruning_groups(model)
-        new_masks = magnitude_prune(adapter.get_effective_weights(model), masks_before, rates, groups)
+        new_masks = criteria.prune(
+            self.criterion,
+            adapter.get_effective_weights(model),
+            masks_before,
+            rates,
+            groups,
+            initial=self.rewind_weights,
+            rng=np.random.default_rng([self.criterion_seed, self.current_round]),
+            threshold_scale=self.threshold_scale,
+        )
         adapter.set_masks(model, new_masks)
         adapter.restore_snapshot(model, self.rewind_weights)
         self._optimizer_reset.reset(self.rewind_step)
-        if self.check_invariants:
-            self._check_round_invariants(masks_before, rates, groups)
+        if self.check_invariants:  # threshold's counts are whatever fell under: not checked
+            counted = groups if criteria.counts_scheduled(self.criterion) else []
+            self._check_round_invariants(masks_before, rates, counted)
         state = self.state
+        state.round_pruned = criteria.pruned_per_layer(masks_before, new_masks)
         state.round += 1
         state.round_start_iteration = self.rewind_step
         state.pending_prune = False
         self._remember_round_masks(new_masks)
         adapter.mark_round(model, self.current_round)
         self._say_what_changed_between_rounds(masks_before, new_masks)
+        self._measure_supermask()
         self.on_round_begin(state.round)
+
+    def _measure_supermask(self) -> None:
+        """Test metrics of the round's masked rewind weights, before it trains (with test_data)."""
+        if self.test_data is not None:
+            self.state.supermask_metrics = self._evaluate(self.test_data, "test_")
 
     def _say_what_changed_between_rounds(self, masks_before: Masks, masks: Masks) -> None:
         """Warns when pruning emptied a weight, or the learning rate differs from the last round's start."""

@@ -1,4 +1,5 @@
-"""The paper's two controls for a ticket (random reinitialisation and random pruning), and
+"""The paper's two controls for a ticket (random reinitialisation and random pruning), the
+signs control (`reinit_keep_signs`: fresh magnitudes, θ₀'s signs; Zhou et al. 2019), and
 ticket removal (`remove_ticket`: redraw a ticket's weights in the dense network).
 
 Written once for both Kerases: what they read and write on the model goes through the
@@ -100,6 +101,46 @@ def remove_ticket(model, ticket_masks: Mapping[str, np.ndarray], seed: int) -> N
         key = f"{layer.name}/{name}"
         fresh = np.asarray(initializer(weight.shape, dtype=weight.dtype))
         weight.assign(np.where(masks[key] > 0, fresh, stored[key]).astype(stored[key].dtype))
+    adapter.apply_masks_to_weights(model)
+
+
+def reinit_keep_signs(
+    model,
+    theta_0: Mapping[str, np.ndarray],
+    seed: int,
+    masks: Optional[Mapping[str, np.ndarray]] = None,
+) -> None:
+    """Signs control ("reinit, keep sign", Zhou et al. 2019): the mask kept, each pruned weight
+    a fresh magnitude with θ₀'s sign.
+
+    The magnitudes are |draws| of each pruned weight's own layer initializer, seeded as
+    `reinit` seeds them (so they are the magnitudes of `reinit`'s draws for the same seed);
+    the signs are those of `theta_0` (a weight 0 in θ₀ gets 0). Then the mask is applied;
+    other weights (biases, batch-norm) are left as they are.
+
+    Args:
+      model: a tf_keras or Keras 3 model prepared with `prune_for_lottery`.
+      theta_0: the weights whose signs are kept (e.g. `callback.theta_0` or a loaded snapshot).
+      seed: integer >= 0; same seed, same weights.
+      masks: masks to set first; default the model's current masks.
+    """
+    seed = check_non_negative_int(seed, "seed")
+    adapter = adapters.for_model(model)
+    weights = adapter.pruned_weights(model)
+    for layer, name, weight in weights:  # every check before anything changes
+        key = f"{layer.name}/{name}"
+        if key not in theta_0 or tuple(np.shape(theta_0[key])) != tuple(weight.shape):
+            found = tuple(np.shape(theta_0[key])) if key in theta_0 else "no entry"
+            raise ValueError(
+                f"`theta_0` does not fit the model: {key!r} is {tuple(weight.shape)}, `theta_0` has {found}"
+            )
+    initializers = seeded_initializers(weights, seed)
+    if masks is not None:
+        adapter.set_masks(model, masks)
+    for (layer, name, weight), initializer in zip(weights, initializers):
+        fresh = np.asarray(initializer(weight.shape, dtype=weight.dtype))
+        signs = np.sign(theta_0[f"{layer.name}/{name}"])
+        weight.assign((np.abs(fresh) * signs).astype(fresh.dtype))
     adapter.apply_masks_to_weights(model)
 
 

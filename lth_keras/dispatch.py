@@ -22,16 +22,24 @@ def prune_for_lottery(
     layer_pruning_rates: Optional[Mapping[str, float]] = None,
     scope: str = "layerwise",
     exclude: Iterable[str] = (),
+    criterion: Optional[str] = None,
 ):
     """Returns a copy of `model` ready for a lottery run (see README, "Preparing the model").
 
     A tf_keras model gets tfmot's wrappers (`lth_keras.wrapping.prune_for_lottery`), a Keras 3
     model `LotteryMask` layers (`lth_keras.keras3.prune_for_lottery`); both take these
-    arguments and refuse bad ones alike.
+    arguments and refuse bad ones alike. `criterion` is refused: the mask criterion is
+    `LotteryTicketCallback(criterion=...)`'s, which holds the rewind point it compares with.
 
     Example:
       >>> model = lth_keras.prune_for_lottery(model, pruning_rate=0.2)
     """
+    if criterion is not None:
+        raise TypeError(
+            f"`criterion`={criterion!r}: the mask criterion is chosen by the round engine, "
+            f"LotteryTicketCallback(criterion={criterion!r}), which holds the rewind point the "
+            "criteria compare with; prune_for_lottery sets only rates and scope"
+        )
     return adapters.for_model(model).prune_for_lottery(
         model,
         pruning_rate=pruning_rate,

@@ -6,7 +6,7 @@ A mask is a 0/1 float32 array shaped like the weight it masks; a set of masks is
 
 import collections
 import os
-from typing import Dict, Iterable, Mapping, Sequence
+from typing import Callable, Dict, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -122,8 +122,8 @@ class Masks(storage.NamedArrays):
         return cls.load_file(os.path.join(directory, MASKS_FILE))
 
 
-def _check_groups(groups, weights, masks, rates) -> None:
-    """Raises naming the weight key when `magnitude_prune` cannot rank a group as asked."""
+def check_groups(groups, weights, masks, rates) -> None:
+    """Raises naming the weight key when a group cannot be ranked as asked."""
     seen = set()
     for group in groups:
         if not group:
@@ -160,14 +160,30 @@ def magnitude_prune(
     `count_to_prune(surviving, rate)` of its surviving weights, exactly, whatever the
     ties. Keys in no group keep their mask. Already pruned weights stay pruned.
     """
+    return prune_lowest(weights, masks, rates, groups, lambda key: np.abs(weights[key]))
+
+
+def prune_lowest(
+    weights: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    rates: Mapping[str, float],
+    groups: Iterable[Sequence[str]],
+    score: Callable[[str], np.ndarray],
+) -> Masks:
+    """Removes each group's lowest-scoring surviving weights, `count_to_prune(surviving, rate)`
+    of them exactly; returns the new masks (see `magnitude_prune`, which scores by |weight|).
+
+    `score(key)` is an array shaped like `weights[key]`: the higher, the more a weight is kept
+    (lth_keras.criteria scores by the other mask criteria).
+    """
     new_masks = dict(Masks(masks))  # checked float32 copies; entries are replaced, never modified
     groups = [list(group) for group in groups]
-    _check_groups(groups, weights, new_masks, rates)
+    check_groups(groups, weights, new_masks, rates)
     for group in groups:
         flat_masks = [new_masks[key].ravel() for key in group]
         # Pruned weights score -inf so they sort first and are never counted twice.
         scores = np.concatenate(
-            [np.where(m > 0, np.abs(weights[key]).ravel(), -np.inf) for key, m in zip(group, flat_masks)]
+            [np.where(m > 0, np.asarray(score(key)).ravel(), -np.inf) for key, m in zip(group, flat_masks)]
         )
         already_pruned = int(np.sum(np.isneginf(scores)))
         surviving = scores.size - already_pruned

@@ -27,6 +27,9 @@ class RoundState:
       theta_digests: 'theta_0'/'theta_k' -> weight key -> digest, as captured.
       best_weights_digests: digests of the weights of `best`'s step, while their test
         metrics are still to be computed (None otherwise).
+      round_pruned: layer -> weights pruned at the boundary before the current round.
+      supermask_metrics: the current round's test metrics of its masked rewind weights,
+        measured before it trained (None until measured, or without test data).
     """
 
     round: int = 0
@@ -40,6 +43,8 @@ class RoundState:
     diverged: Optional[Dict[str, Any]] = None
     theta_digests: Dict[str, Dict[str, str]] = dataclasses.field(default_factory=dict)
     best_weights_digests: Optional[Dict[str, str]] = None
+    round_pruned: Dict[str, int] = dataclasses.field(default_factory=dict)
+    supermask_metrics: Optional[Dict[str, float]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -63,3 +68,4 @@ class RoundState:
         """Clears the finished round's progress (its record is in `rounds`)."""
         self.round_steps = self.round_epochs = 0
         self.best = None
+        self.round_pruned, self.supermask_metrics = {}, None

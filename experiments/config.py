@@ -156,8 +156,10 @@ RUN_FIELDS = tuple(field.name for field in dataclasses.fields(RunSettings))
 
 
 def result_settings(config: "ExperimentConfig") -> dict:
-    """The settings that define what an experiment computes (COMPUTED_GROUPS), as JSON-able values."""
-    values = {name: getattr(config, name) for name in COMPUTED_FIELDS}
+    """The settings that define what an experiment computes (COMPUTED_GROUPS, and the fields a
+    study's subclass of ExperimentConfig adds, e.g. a transfer's source), as JSON-able values."""
+    names = [f.name for f in dataclasses.fields(config) if f.name not in RUN_FIELDS]
+    values = {name: getattr(config, name) for name in names}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
@@ -166,7 +168,7 @@ def config_hash(config: "ExperimentConfig") -> str:
 
     Adding a field with a default leaves every existing hash (and run directory) valid.
     """
-    defaults = result_settings(ExperimentConfig())
+    defaults = result_settings(type(config)())
     changed = {k: v for k, v in result_settings(config).items() if v != defaults[k]}
     text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]

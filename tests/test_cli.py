@@ -221,7 +221,12 @@ def test_start_up_lines_show_only_with_verbosity(unavailable_run, tmp_path):
 def test_available_offline_finds_idx_files_without_reading_them(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "no_tfds"))
     monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path / "no_debian_copy"))
-    assert datasets.available_offline() == ["mnist1d"]
+    assert datasets.available_offline() == ["mnist1d", "maxgroup"]
     monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(write_dataset(tmp_path)))
-    assert datasets.available_offline() == ["fashion_mnist", "mnist1d"]
-    assert datasets.available_offline(data_dir=str(tmp_path)) == ["fashion_mnist", "mnist", "mnist1d"]
+    assert datasets.available_offline() == ["fashion_mnist", "mnist1d", "maxgroup"]
+    assert datasets.available_offline(data_dir=str(tmp_path)) == [
+        "fashion_mnist",
+        "mnist",
+        "mnist1d",
+        "maxgroup",
+    ]

@@ -38,9 +38,9 @@ def _noting_slots(optimizer, slots: Dict[int, keras.Variable]) -> None:
         each.add_variable_from_reference = noting
 
 
-def _schedule_classes(optimizer) -> Dict[str, type]:
+def schedule_classes(optimizer) -> Dict[str, type]:
     """The learning-rate schedule's class by its name, so a config naming an unregistered
-    schedule (a user's own class) deserializes."""
+    schedule (a user's own class) deserializes; {} for no optimizer or a constant rate."""
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
     schedule = getattr(inner, "_learning_rate", None)
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
@@ -53,7 +53,7 @@ def fresh_state(optimizer, model) -> List[FreshVariable]:
     variables = model.trainable_variables
     if not optimizer.built:
         optimizer.build(variables)
-    fresh = type(optimizer).from_config(optimizer.get_config(), custom_objects=_schedule_classes(optimizer))
+    fresh = type(optimizer).from_config(optimizer.get_config(), custom_objects=schedule_classes(optimizer))
     slots: Dict[int, keras.Variable] = {}
     _noting_slots(fresh, slots)
     fresh.build(variables)

@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 from absl import flags
 
+from lth_keras.criteria import CRITERIA, DEFAULT_THRESHOLD_SCALE, THRESHOLD
 from lth_keras.paper.datasets import DATASETS as LOADED_DATASETS
 
 # This module imports no TensorFlow: the command line is parsed and checked with it alone
@@ -88,6 +89,12 @@ class PruningSettings:
     scope: str = _field("layerwise", "layerwise, or global: one threshold across layers of a rate.")
     one_shot: bool = _field(False, "Prune once, straight to the rates, instead of iteratively.")
     rewind_step: int = _field(0, "0 rewinds to θ₀; k rewinds to the weights after k iterations.")
+    mask_criterion: str = _field(
+        "large_final",
+        f"Which survivors a round keeps: {', '.join(CRITERIA)} (lth_keras.criteria; threshold "
+        "prunes |w| < threshold_scale * std of the layer's survivors, however many that is).",
+    )
+    threshold_scale: float = _field(DEFAULT_THRESHOLD_SCALE, "s of --mask_criterion=threshold (> 0).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +218,7 @@ def validate(config: ExperimentConfig, models=MODEL_NAMES, datasets=DATASET_NAME
         _check(value is None or 0 <= value < 1, name, value, "must be in [0, 1)")
     _check(config.prune_iters >= 0, "prune_iters", config.prune_iters, "must be >= 0")
     _check(config.scope in SCOPES, "scope", config.scope, f"must be one of {list(SCOPES)}")
+    _check_criterion(config)
     _check(
         config.optimizer in OPTIMIZERS, "optimizer", config.optimizer, f"must be one of {list(OPTIMIZERS)}"
     )
@@ -285,6 +293,19 @@ def validate(config: ExperimentConfig, models=MODEL_NAMES, datasets=DATASET_NAME
     )
     _check(bool(config.output_dir), "output_dir", config.output_dir, "must name a directory")
     _check(all(d > 0 for d in config.lr_drops), "lr_drops", config.lr_drops, "must be positive iterations")
+
+
+def _check_criterion(config: ExperimentConfig) -> None:
+    """--mask_criterion and --threshold_scale, which only the threshold criterion reads."""
+    criterion, scale = config.mask_criterion, config.threshold_scale
+    _check(criterion in CRITERIA, "mask_criterion", criterion, f"must be one of {list(CRITERIA)}")
+    _check(math.isfinite(scale) and scale > 0, "threshold_scale", scale, "must be a finite number > 0")
+    _check(
+        criterion == THRESHOLD or scale == DEFAULT_THRESHOLD_SCALE,
+        "threshold_scale",
+        scale,
+        f"is read by --mask_criterion=threshold only, not by --mask_criterion={criterion}",
+    )
 
 
 def _define(name, default, kind, help_text, flag_values):

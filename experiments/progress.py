@@ -85,6 +85,13 @@ def round_scalars(record) -> Dict[str, float]:
         scalars[f"early_stop/{name}"] = value
     if record["early_stop_step"] is not None:
         scalars["early_stop_step"] = record["early_stop_step"]
+    # Records written before these fields existed have none of them.
+    for name, value in record.get("supermask_metrics", {}).items():
+        scalars[f"supermask/{name}"] = value
+    for layer, count in record.get("pruned", {}).items():
+        scalars[f"pruned/{layer}"] = count
+    if record.get("sign_stability") is not None:
+        scalars["sign_stability"] = record["sign_stability"]
     return scalars
 
 

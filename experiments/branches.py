@@ -7,6 +7,7 @@ the report and the layout know no branch by name; a new study registers a `Branc
     ticket          --control=none: iterative (or one-shot) magnitude pruning, rewinding
     reinit          --control=reinit: each of the ticket's masks, weights drawn afresh
     random_prune    --control=random_prune: a random mask of each round's per-layer counts, θ₀
+    signs           --control=signs: each of the ticket's masks, fresh magnitudes with θ₀'s signs
 """
 
 import dataclasses
@@ -200,6 +201,9 @@ def run_ticket(
         rewind_step=config.rewind_step,
         one_shot=config.one_shot,
         keep_theta_0=False,  # saved to theta_0.npz before θ_k is captured
+        criterion=config.mask_criterion,
+        threshold_scale=config.threshold_scale,
+        criterion_seed=seed,
     )
     train_rounds(config, splits, model, callback, total, progress.resume_point(dirs["read"]), dirs["read"])
     return progress.finished_rounds(dirs["write"])[:total]
@@ -281,6 +285,10 @@ def _random_prune(model, masks, theta_0, seed) -> None:
     lth_keras.random_prune(model, theta_0, seed=seed, masks=masks)
 
 
+def _keep_signs(model, masks, theta_0, seed) -> None:
+    lth_keras.reinit_keep_signs(model, theta_0, seed=seed)
+
+
 TICKET = Branch(
     "ticket",
     "none",
@@ -314,6 +322,16 @@ BRANCHES: Dict[str, Branch] = {
             preflight_control,
             _refuse_one_shot,
             label="random pruning",
+        ),
+        Branch(
+            "signs",
+            "signs",
+            "retrain each of the ticket's masks with fresh magnitudes from the initializers and θ₀'s signs",
+            "-.",
+            _retrain_ticket_masks(_keep_signs),
+            preflight_control,
+            _refuse_one_shot,
+            label="signs kept",
         ),
     )
 }

@@ -13,6 +13,8 @@ left out). Writes report.csv, accuracy.png and early_stop.png (all experiments o
 plot: a colour per branch, the dense network as a reference line, ±1 std bands) and
 layers.png (the ticket's weights remaining per layer vs round, one panel per experiment)
 to --out (default: the first directory given) and ends with the list of files written.
+An experiment holding a ticket-removal study (experiments/removal.py) also gets the study's
+table and verdict, and removal.png (accuracy vs tickets removed, and the tickets' overlaps).
 
 Experiments are told apart by their directory: each is labelled by the shortest end of
 its path that no other ends with (`lenet_mnist-1a2b`, or `a/lenet_mnist-1a2b` and
@@ -28,12 +30,13 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 from absl import app, flags
 
 from experiments import branches as branches_lib
-from experiments import integrity, layout, progress
+from experiments import integrity, layout, progress, removal_study
 from experiments.manifest import MANIFEST_FILE
 from lth_keras import storage
 from lth_keras.paper import report
 
 LAYERS_PLOT = "layers.png"  # weights remaining per layer vs round (the metric plots: layout.PLOTS)
+REMOVAL_PLOT = "removal.png"  # a ticket-removal study's accuracy and overlaps
 
 flags.DEFINE_string("out", None, "Where report.csv and the plots go (default: the first directory given).")
 FLAGS = flags.FLAGS
@@ -147,6 +150,8 @@ def section(label: str, experiment: Experiment) -> str:
     lines = ([report.replicates_line(branches, order)] if branches else []) + [table, verdict]
     landed = report.pruning_landed(branches.get(branches_lib.TICKET.name, []))
     lines += [landed] if landed else []
+    removals = removal_study.summary(experiment.directory)
+    lines += [removal_study.text(label, removals)] if removals else []
     return f"## {label}\n\n" + "\n\n".join(lines + experiment.notes) + "\n"
 
 
@@ -163,7 +168,8 @@ def write_csv(experiments: Dict[str, Experiment], path: str) -> None:
 
 def figures(experiments: Dict[str, Experiment]) -> Dict[str, object]:
     """File name -> matplotlib figure: each metric's plot of every branch, and where the
-    ticket's pruning landed per layer (when the records name layers)."""
+    ticket's pruning landed per layer (when the records name layers) and the removal studies
+    (when there are any)."""
     branches = {label: experiment.branches for label, experiment in experiments.items()}
     titles = {label: experiment.title for label, experiment in experiments.items()}
     labels = {branch.name: branch.label or branch.name for branch in branches_lib.BRANCHES.values()}
@@ -173,8 +179,12 @@ def figures(experiments: Dict[str, Experiment]) -> Dict[str, object]:
         for metric, filename in layout.PLOTS.items()
     }
     tickets = {label: rows.get(ticket.name, []) for label, rows in branches.items()}
-    layers = report.plot_layers(tickets, titles, ticket.label or ticket.name)
-    return {**drawn, LAYERS_PLOT: layers} if layers is not None else drawn
+    drawn[LAYERS_PLOT] = report.plot_layers(tickets, titles, ticket.label or ticket.name)
+    studies = {
+        label: removal_study.summary(experiment.directory) for label, experiment in experiments.items()
+    }
+    drawn[REMOVAL_PLOT] = removal_study.plot(studies, titles)
+    return {filename: figure for filename, figure in drawn.items() if figure is not None}
 
 
 def write_files(experiments: Dict[str, Experiment], out: str) -> List[str]:

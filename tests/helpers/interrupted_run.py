@@ -50,7 +50,8 @@ def main():
     else:
         raise SystemExit(f"unknown kill point {when!r}")
     sys.argv = [sys.argv[0]] + sys.argv[4:]
-    runner.main(importlib.import_module(f"experiments.{suite}").DEFAULTS)
+    module = importlib.import_module(f"experiments.{suite}")
+    getattr(module, "main", runner.main)(module.DEFAULTS)  # a study has a command line of its own
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ but keeps no new mask; on torch, which runs eagerly, the wrapper costs more (LeN
 against +5%; a small conv net +6% against +5%).
 """
 
+import sys
 from typing import Dict, List, Tuple
 
 import keras
 
+from lth_keras.keras3.graph import refuse_other_keras
 from lth_keras.rates import checked_scope
 from lth_keras.validation import check_rate
 
@@ -104,6 +106,8 @@ class LotteryMask(keras.layers.Wrapper):
         return [*self._masks.values(), self.round_mark]
 
     def call(self, inputs, *args, **kwargs):
+        if sys.modules.get("keras", keras) is not keras:  # keras.config.set_backend since it was made
+            refuse_other_keras(self, "layer")
         masked = {id(weight): weight.value * mask.value for weight, mask in self.masked_pairs()}
         # The scope replaces every variable of the layer, not only the masked ones: inside it,
         # a variable it does not map reads its eager value, which a JAX train step does not

@@ -8,6 +8,7 @@ from keras import ops
 from lth_keras import notices
 from lth_keras.keras3.graph import check_graph_model, check_keras3_model, flat_layers, output_layers
 from lth_keras.keras3.layers import CONV_LAYERS, SUPPORTED, LotteryMask, pruned_weight_names
+from lth_keras.keras3.optimizer_state import schedule_classes
 from lth_keras.rates import assign_rates, check_unique_layer_names, checked_exclude, checked_scope
 from lth_keras.keras3.sync import sync_state
 from lth_keras.masks import count_to_prune
@@ -22,6 +23,28 @@ def unwrapped(layer):
 def weight_key(layer, variable) -> str:
     """The key masks and snapshots use for a layer's variable, e.g. 'fc1/kernel' (a wrapper: its layer's)."""
     return f"{unwrapped(layer).name}/{variable.name}"
+
+
+def weights_by_key(model) -> Dict[str, keras.Variable]:
+    """Weight key -> variable for every weight of the model's layers (a LotteryMask's: its layer's).
+
+    Raises ValueError naming the layer when two weights get one key: the weights of layers
+    inside a custom layer are keyed by that layer's name, so two of them with one name
+    ('kernel' of two inner Dense layers) cannot be told apart in masks and snapshots.
+    """
+    result = {}
+    for layer in flat_layers(model):
+        for variable in unwrapped(layer).weights:
+            key = weight_key(layer, variable)
+            other = result.setdefault(key, variable)
+            if other is not variable:
+                raise ValueError(
+                    f"layer {unwrapped(layer).name!r} ({type(unwrapped(layer)).__name__}) holds two weights "
+                    f"keyed {key!r} ({other.path} and {variable.path}): lth_keras keys a weight by its layer "
+                    "and its name, so the layers inside a custom layer cannot be told apart. Put them in "
+                    "the model itself (functional or Sequential), or give the weights distinct names"
+                )
+    return result
 
 
 def lottery_layers(model, require: bool = True) -> List[LotteryMask]:
@@ -100,7 +123,9 @@ def _copy_layers(model, clone_function):
         originals[id(copy)] = layer
         return copy
 
-    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    # A compiled model's clone is compiled from its config: a user's own schedule must be found.
+    with keras.saving.custom_object_scope(schedule_classes(getattr(model, "optimizer", None))):
+        copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
     for layer in flat_layers(copy):
         for target, value in zip(unwrapped(layer).weights, _values_of(originals[id(layer)])):
             # Copied out: under JAX an assign keeps the very array, and a train step that donates
@@ -157,6 +182,7 @@ def prune_for_lottery(
     if lottery_layers(model, require=False):
         raise ValueError(f"model {model.name!r} already has lottery-ticket layers")
     check_unique_layer_names(model.name, flat_layers(model))
+    weights_by_key(model)  # refused now rather than when a run takes its first snapshot
     rates = _rates(model, pruning_rate, output_pruning_rate, conv_pruning_rate, layer_pruning_rates, exclude)
 
     def wrap(layer):

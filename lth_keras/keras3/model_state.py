@@ -12,8 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from lth_keras.keras3.graph import flat_layers
-from lth_keras.keras3.masking import lottery_layers, unwrapped, weight_key
+from lth_keras.keras3.masking import lottery_layers, weight_key, weights_by_key
 from lth_keras.keras3.optimizer_state import refresh_pruned_slots
 from lth_keras.keras3.sync import sync_state
 from lth_keras.masks import Masks, check_same_keys
@@ -120,12 +119,7 @@ def snapshot_variables(model) -> Dict[str, keras.Variable]:
     """
     sync_state(model)
     own = {id(v) for layer in lottery_layers(model, require=False) for v in layer.bookkeeping_variables()}
-    result = {}
-    for layer in flat_layers(model):
-        for variable in unwrapped(layer).weights:
-            key = weight_key(layer, variable)
-            if result.setdefault(key, variable) is not variable:
-                raise ValueError(f"two model weights are both named {key!r}: give the layers unique names")
+    result = weights_by_key(model)
     covered = {id(v) for v in result.values()} | own
     stray = [v.path for v in model.weights if id(v) not in covered]
     if stray:

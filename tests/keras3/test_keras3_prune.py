@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from keras3_models import conv_model, dense_model, mixed_model
 
+import lth_keras
 import lth_keras.keras3 as lth3
 from lth_keras.notices import LotteryWarning
 
@@ -108,10 +109,11 @@ def test_an_unsupported_layer_named_in_layer_pruning_rates_is_refused_and_else_s
             keras.layers.Dense(2, name="out"),
         ]
     )
-    with pytest.raises(
-        ValueError, match=r"names layer 'up', which has no prunable weights \(Conv1DTranspose; "
-    ):
-        lth3.prune_for_lottery(model, layer_pruning_rates={"up": 0.2})
+    for prune in (lth3.prune_for_lottery, lth_keras.prune_for_lottery):
+        with pytest.raises(
+            ValueError, match=r"names layer 'up', which has no prunable weights \(Conv1DTranspose; "
+        ):
+            prune(model, layer_pruning_rates={"up": 0.2})
     with pytest.warns(LotteryWarning, match=r"stay dense.*up \(Conv1DTranspose: kernel\)"):
         lth3.prune_for_lottery(model)
     with warnings.catch_warnings():
@@ -126,8 +128,8 @@ def test_a_rate_that_empties_a_layer_in_the_first_round_is_warned_about():
 
 
 class Subclassed(keras.Model):
-    def __init__(self):
-        super().__init__()
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self.fc = keras.layers.Dense(2)
 
     def call(self, x):
@@ -135,12 +137,17 @@ class Subclassed(keras.Model):
 
 
 def test_models_it_cannot_copy_are_refused_naming_why():
-    subclassed = Subclassed()
+    subclassed = Subclassed(name="custom")
     subclassed(np.zeros((1, 3), "float32"))
-    with pytest.raises(
-        TypeError, match="Subclassed .* is a subclassed model: its layers and how they connect"
-    ):
-        lth3.prune_for_lottery(subclassed)
+    inputs = keras.Input((3,))
+    holding = keras.Model(inputs, keras.layers.Dense(2, name="head")(subclassed(inputs)))
+    for model in (subclassed, holding):  # alone, or inside a functional model
+        for prune in (lth3.prune_for_lottery, lth_keras.prune_for_lottery):
+            with pytest.raises(
+                TypeError,
+                match=r"Subclassed \('custom'\) is a subclassed model: its layers and how they connect",
+            ):
+                prune(model)
     with pytest.raises(ValueError, match="is not built"):
         lth3.prune_for_lottery(keras.Sequential([keras.layers.Dense(2)]))
     with pytest.raises(ValueError, match="already has lottery-ticket layers"):
@@ -153,6 +160,49 @@ def test_models_it_cannot_copy_are_refused_naming_why():
         lth3.prune_for_lottery("model")
     with pytest.raises(ValueError, match=r"has no lottery-ticket layers: prepare it with lth_keras.keras3"):
         lth3.get_masks(dense_model())
+
+
+class Block(keras.layers.Layer):
+    """A custom layer of two Dense layers (whose weights are keyed by the block's name), or of
+    one and a weight of its own."""
+
+    def __init__(self, twice=True, **kwargs):
+        super().__init__(**kwargs)
+        self.twice = twice
+        self.first = keras.layers.Dense(4, name="first")
+        self.second = keras.layers.Dense(4, name="second") if twice else None
+
+    def build(self, input_shape):
+        self.first.build(input_shape)
+        if self.twice:
+            self.second.build((None, 4))
+        else:
+            self.mixing = self.add_weight(shape=(4, 4), name="mixing")
+
+    def call(self, x):
+        h = self.first(x)
+        return self.second(h) if self.twice else keras.ops.matmul(h, self.mixing)
+
+    def get_config(self):
+        return {**super().get_config(), "twice": self.twice}
+
+
+def _with_block(**kwargs):
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2, name="out")(Block(name="block", **kwargs)(inputs)))
+
+
+def test_a_custom_layer_whose_inner_weights_share_a_key_is_refused_when_prepared_naming_it():
+    for prune in (lth3.prune_for_lottery, lth_keras.prune_for_lottery):
+        with pytest.raises(
+            ValueError,
+            match=r"layer 'block' \(Block\) holds two weights keyed 'block/kernel' "
+            r"\(block/first/kernel and block/second/kernel\).*cannot be told apart",
+        ):
+            prune(_with_block())
+    with pytest.warns(LotteryWarning, match=r"stay dense.*block \(Block: mixing, kernel\)"):
+        pruned = lth_keras.prune_for_lottery(_with_block(twice=False))
+    assert {"block/kernel", "block/mixing", "out/kernel"} <= set(lth_keras.take_snapshot(pruned))
 
 
 def test_a_tf_keras_model_or_layer_is_refused_pointing_to_lth_keras():
@@ -171,7 +221,14 @@ def test_a_tf_keras_model_or_layer_is_refused_pointing_to_lth_keras():
         def call(self, x):
             return x
 
-    inputs = keras.Input((3,))
-    mixed = keras.Model(inputs, keras.layers.Dense(2, name="fc")(Holder(name="holder")(inputs)))
-    with pytest.raises(TypeError, match="mixes in tf_keras .* layer 'holder' holds inner"):
-        lth3.prune_for_lottery(mixed)
+    def holding(inner):
+        holder = Holder(name="holder")
+        holder.inner = inner
+        inputs = keras.Input((3,))
+        return keras.Model(inputs, keras.layers.Dense(2, name="fc")(holder(inputs)))
+
+    dense = tf_keras.layers.Dense(2, name="old_dense")
+    for inner in (dense, [keras.layers.Dense(2), dense], {"block": (dense,)}):  # alone or in a container
+        for prune in (lth3.prune_for_lottery, lth_keras.prune_for_lottery):
+            with pytest.raises(TypeError, match="mixes in tf_keras .* layer 'holder' holds inner"):
+                prune(holding(inner))

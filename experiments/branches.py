@@ -11,7 +11,7 @@ the report and the layout know no branch by name; a new study registers a `Branc
 """
 
 import dataclasses
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import lth_keras
 from experiments import components, integrity, layout, progress, progress_bar
@@ -27,6 +27,9 @@ class Branch:
       description: one line for --help.
       line_style: how the report's plots draw it (a matplotlib line style).
       label: its name in the report's plot legends, for a reader (e.g. "winning ticket").
+      retrain: a control's rule for its weights, (model, masks, theta_0, seed) -> None, applied to
+        each of a ticket's saved masks; a study retraining another run's ticket under the same
+        control (experiments/transfer.py) reuses it. None for the ticket itself.
       run: (branch, config, splits, strategy, dirs, experiment, replicate, seed) -> the finished
         round records of one replicate; `dirs` has the "read" and "write" run directories.
       check: (config) -> None; raises ValueError naming a flag this branch cannot take,
@@ -46,6 +49,7 @@ class Branch:
     preflight: Callable[..., List[integrity.Problem]]
     check: Callable[..., None] = lambda config: None
     label: str = ""
+    retrain: Optional[Callable[..., None]] = None
 
     def train(self, config, splits, strategy, dirs, experiment, replicate, seed) -> List[dict]:
         """Trains (or resumes) one replicate of this branch; returns its finished round records."""
@@ -86,7 +90,13 @@ def preflight_ticket(branch, config, experiment, replicate, model) -> List[integ
 def preflight_control(branch, config, experiment, replicate, model) -> List[integrity.Problem]:
     """A control relies on the ticket's θ₀, masks and records: any of them damaged is refused
     (the ticket's own command rebuilds what can be)."""
-    ticket_dir = layout.run_dir(experiment, TICKET.name, replicate)
+    check_ticket(config, layout.run_dir(experiment, TICKET.name, replicate), model)
+    return check_own_run(config, layout.run_dir(experiment, branch.name, replicate), model, rewinds=False)
+
+
+def check_ticket(config, ticket_dir: str, model, thetas=("theta_0",)) -> None:
+    """Refuses a ticket run whose files a control needs are damaged, missing or not of `model`:
+    its finished rounds' records and masks (up to --prune_iters) and its θ files `thetas`."""
     integrity.refuse([p for p in integrity.problems(ticket_dir) if not integrity.in_checkpoint(p.path)])
     ticket_rounds = progress.finished_rounds(ticket_dir)
     if not ticket_rounds:
@@ -94,20 +104,20 @@ def preflight_control(branch, config, experiment, replicate, model) -> List[inte
             f"--control={config.control} retrains the ticket's saved masks, but {ticket_dir} has no "
             "finished round: run the same command with --control=none first"
         )
-    _ticket_theta_0(ticket_dir, model)
+    for name in thetas:
+        ticket_theta(ticket_dir, model, name)
     for record in ticket_rounds[: config.prune_iters + 1]:
         _ticket_masks(layout.round_dir(ticket_dir, record["round"]), model)
-    return check_own_run(config, layout.run_dir(experiment, branch.name, replicate), model, rewinds=False)
 
 
-def _ticket_theta_0(ticket_dir: str, model):
-    """The ticket's θ₀, refused (RunFileError) if unreadable or not of `model`."""
-    path = layout.theta_file(ticket_dir, "theta_0")
+def ticket_theta(ticket_dir: str, model, name: str = "theta_0"):
+    """The ticket's θ₀ (or θ_k), refused (RunFileError) if missing, unreadable or not of `model`."""
+    path = layout.theta_file(ticket_dir, name)
     with progress.reading(path, progress.START_ANEW):
-        theta_0 = lth_keras.WeightSnapshot.load(path)
+        theta = lth_keras.WeightSnapshot.load(path)
         shapes = {key: value.shape for key, value in lth_keras.take_snapshot(model).items()}
-        lth_keras.model_state.check_snapshot_fits(theta_0, shapes)
-    return theta_0
+        lth_keras.model_state.check_snapshot_fits(theta, shapes)
+    return theta
 
 
 def _ticket_masks(round_directory: str, model):
@@ -230,8 +240,13 @@ def _refuse_one_shot(config) -> None:
         )
 
 
-def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrain, replicate) -> List[dict]:
+def run_control(
+    branch, config, splits, strategy, dirs, ticket_dir, seed, retrain, replicate, theta="theta_0"
+) -> List[dict]:
     """Retrains each of the ticket's saved masks under a control, one round per level.
+
+    `retrain(model, masks, weights, seed)` gets the ticket's θ file `theta` as `weights` (θ₀;
+    a transferred ticket rewinds to θ_k if it was found with late rewinding).
 
     Every level starts from the model as built and compiled (`ModelReset`), so one compiled
     tf_keras model serves all levels: each level trains as on a model built and compiled for it
@@ -259,7 +274,7 @@ def run_control(branch, config, splits, strategy, dirs, ticket_dir, seed, retrai
             else:
                 fresh.reset()
             masks = _ticket_masks(round_directory, model)
-            retrain(model, masks, _ticket_theta_0(ticket_dir, model), control_seed)
+            retrain(model, masks, ticket_theta(ticket_dir, model, theta), control_seed)
         callback = _round_logger(
             branch,
             config,
@@ -307,6 +322,7 @@ REINIT = Branch(
     preflight_control,
     _refuse_one_shot,
     label="random reinit",
+    retrain=_reinit,
 )
 BRANCHES: Dict[str, Branch] = {
     branch.control: branch
@@ -322,6 +338,7 @@ BRANCHES: Dict[str, Branch] = {
             preflight_control,
             _refuse_one_shot,
             label="random pruning",
+            retrain=_random_prune,
         ),
         Branch(
             "signs",
@@ -332,6 +349,7 @@ BRANCHES: Dict[str, Branch] = {
             preflight_control,
             _refuse_one_shot,
             label="signs kept",
+            retrain=_keep_signs,
         ),
     )
 }

@@ -59,7 +59,8 @@ def main(defaults: config_lib.ExperimentConfig, argv=None, check=None, train=Non
 
 def parse(argv, check=None) -> config_lib.ExperimentConfig:
     """The config the command line describes; refuses a bad one (exit 2, naming the flag).
-    `check(config)`: a study's own checks, raising ValueError naming the flag."""
+    `check(config)`: a study's own checks, raising ValueError naming the flag; it may return
+    the config to run instead (experiments/transfer.py derives its from the source's)."""
     try:
         rest = flags.FLAGS(argv)
     except flags.UnrecognizedFlagError as e:
@@ -72,7 +73,7 @@ def parse(argv, check=None) -> config_lib.ExperimentConfig:
         config = config_lib.config_from_flags()
         config_lib.validate(config)
         if check is not None:
-            check(config)
+            config = check(config) or config  # a study may derive the config it runs (a transfer's)
     except ValueError as e:
         refuse(str(e))
     return config

@@ -15,6 +15,9 @@
                                             (experiments/removal.py; its tickets: ticket, removal_<k>)
     <output_dir>/report.csv, accuracy.png, early_stop.png   written by experiments.report
 
+A ticket transfer (experiments/transfer.py) is an experiment of its own,
+<output_dir>/<source experiment>_to_<dataset>-<hash>/, with the same branches and files.
+
 <branch> is a branch's name: `ticket` for the pruning run, or a control's (experiments/branches.py). <hash> is
 `config.config_hash`: the settings that differ from the defaults.
 """
@@ -35,7 +38,11 @@ PLOTS = {"accuracy": "accuracy.png", "early_stop_step": "early_stop.png"}
 
 
 def experiment_name(config) -> str:
-    return f"{config.model}_{config.dataset}-{config_lib.config_hash(config)}"
+    """`<model>_<dataset>-<hash>`; a ticket transfer's (experiments/transfer.py) names its source:
+    `<source experiment>_to_<dataset>-<hash>`."""
+    source = getattr(config, "source_experiment", "")
+    stem = f"{source}_to_{config.dataset}" if source else f"{config.model}_{config.dataset}"
+    return f"{stem}-{config_lib.config_hash(config)}"
 
 
 def experiment_dir(config) -> str:

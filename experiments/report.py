@@ -15,6 +15,8 @@ layers.png (the ticket's weights remaining per layer vs round, one panel per exp
 to --out (default: the first directory given) and ends with the list of files written.
 An experiment holding a ticket-removal study (experiments/removal.py) also gets the study's
 table and verdict, and removal.png (accuracy vs tickets removed, and the tickets' overlaps).
+A ticket transfer (experiments/transfer.py) also gets a line saying whether the ticket
+keeps its advantage over the controls on the target dataset.
 
 Experiments are told apart by their directory: each is labelled by the shortest end of
 its path that no other ends with (`lenet_mnist-1a2b`, or `a/lenet_mnist-1a2b` and
@@ -141,6 +143,19 @@ def load(directory: str) -> Optional[Experiment]:
     return None
 
 
+def transfer_verdict(label: str, experiment: Experiment) -> List[str]:
+    """A ticket transfer's line (experiments/transfer.py): does the ticket keep its advantage over
+    the controls on the target? Empty for any other experiment."""
+    try:
+        source = storage.load_json(layout.config_file(experiment.directory)).get("source_experiment")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not source:
+        return []
+    controls = {b.name: b.label for b in branches_lib.BRANCHES.values() if b.retrain}
+    return [report.advantage_verdict(label, experiment.branches, controls)]
+
+
 def section(label: str, experiment: Experiment) -> str:
     """The experiment's Markdown: heading, replicate counts, table, verdict and notes."""
     order = list(branches_lib.line_styles())
@@ -150,6 +165,7 @@ def section(label: str, experiment: Experiment) -> str:
     lines = ([report.replicates_line(branches, order)] if branches else []) + [table, verdict]
     landed = report.pruning_landed(branches.get(branches_lib.TICKET.name, []))
     lines += [landed] if landed else []
+    lines += transfer_verdict(label, experiment)
     removals = removal_study.summary(experiment.directory)
     lines += [removal_study.text(label, removals)] if removals else []
     return f"## {label}\n\n" + "\n\n".join(lines + experiment.notes) + "\n"

@@ -125,6 +125,56 @@ def verdict(
     return line
 
 
+def advantage_verdict(
+    name: str,
+    branches: Mapping[str, List[Dict[str, Any]]],
+    controls: Mapping[str, str],
+    ticket_branch: str = "ticket",
+) -> str:
+    """One line: does the ticket keep its advantage over each control (`controls`: branch -> label)?
+
+    At each pruned round (round > 0) both branches have, the ticket is ahead when its test
+    accuracy (at early stop) exceeds the control's by more than `verdict`'s tolerance (one std
+    of the ticket's over replicates, or 0.5 pp with a single replicate); it keeps its advantage
+    over a control when it is ahead at more than half of those rounds.
+    """
+    ticket = {row["round"]: row for row in branches.get(ticket_branch) or [] if row["round"] > 0}
+    parts, compared, kept = [], [], []
+    for control, label in controls.items():
+        theirs = {row["round"]: row for row in branches.get(control) or []}
+        pairs = [
+            (row, theirs[index])
+            for index, row in ticket.items()
+            if index in theirs and _headline(row) is not None and _headline(theirs[index]) is not None
+        ]
+        if not pairs:
+            continue
+        gaps = [_headline(mine) - _headline(other) for mine, other in pairs]
+        ahead = sum(gap > _tolerance(mine) for gap, (mine, _) in zip(gaps, pairs))
+        compared.append(label)
+        if 2 * ahead > len(pairs):
+            kept.append(label)
+        parts.append(
+            f"ahead of {label} at {ahead} of {len(pairs)} pruned rounds "
+            f"(mean {100 * float(np.mean(gaps)):+.2f} pp)"
+        )
+    if not parts:
+        return f"{name}: no pruned round with the ticket and a control, no verdict on its advantage"
+    if len(kept) == len(compared):
+        outcome = "keeps its advantage"
+    elif kept:
+        outcome = f"keeps its advantage over {' and '.join(kept)} only"
+    else:
+        outcome = "does not keep its advantage"
+    return f"{name}: the ticket {outcome}: " + "; ".join(parts)
+
+
+def _tolerance(row) -> float:
+    """How far apart two accuracies must be to differ: one std over replicates, else 0.5 pp."""
+    std = row["early_stop_accuracy"][1] or row["final_accuracy"][1]
+    return std if row["replicates"] > 1 and std else SINGLE_REPLICATE_TOLERANCE
+
+
 def _cell(pair, scale=1.0, digits=2):
     mean, std = pair
     if mean is None:
@@ -216,6 +266,7 @@ DATASET_TITLES = {
     "cifar10": "CIFAR-10",
     "mnist1d": "MNIST-1D",
     "synthetic": "synthetic data",
+    "maxgroup": "MaxGroup",
 }
 # Experiments sharing a plot are told apart by marker: (matplotlib marker, the caption's glyph).
 _MARKERS = (("o", "●"), ("s", "■"), ("^", "▲"), ("D", "◆"), ("v", "▼"))

@@ -28,6 +28,7 @@ import dataclasses
 import importlib
 import json
 import os
+import sys
 from typing import Dict, List, Optional, Sequence
 
 from absl import flags
@@ -130,11 +131,22 @@ def rewind_point(source_config) -> str:
 # --- the transfer's settings ----------------------------------------------------------------
 
 
+def command_defaults(source: Optional[str]) -> config_lib.ExperimentConfig:
+    """The flags' defaults for a transfer of `source`: its settings but for the OWN ones (DEFAULTS
+    if it cannot be read: `transfer_config` then refuses it, saying why)."""
+    try:
+        stored = _as_config(source_settings(source))
+    except ValueError:
+        return DEFAULTS
+    return dataclasses.replace(stored, **{name: getattr(DEFAULTS, name) for name in OWN})
+
+
 def transfer_config(config, source: str, given: Sequence[str]) -> TransferConfig:
-    """The config a transfer runs: `config` (the command line's) for OWN settings and those
-    `given` on the command line, the source's for the others. Raises ValueError naming a flag
-    that cannot be: a FIXED setting changed, no --dataset, inputs of another shape, more
-    replicates than the source has, or any value `config.validate` refuses."""
+    """The config a transfer of `source` runs: `config` (the command line's, its defaults from
+    `command_defaults`) and the source's name. `given`: the settings given on the command line.
+    Raises ValueError naming a flag that cannot be: no --dataset, a FIXED setting other than
+    the source's, inputs of another shape, more replicates than the source has, or any value
+    `config.validate` refuses."""
     stored = _as_config(source_settings(source))
     if "dataset" not in given:
         raise ValueError("--dataset: give the target dataset (e.g. --dataset=maxgroup)")
@@ -142,15 +154,12 @@ def transfer_config(config, source: str, given: Sequence[str]) -> TransferConfig
     if config.control not in controls:
         raise ValueError(f"--control={config.control!r}: must be one of {list(controls)}")
     for name in FIXED:
-        if name in given and getattr(config, name) != getattr(stored, name):
+        if getattr(config, name) != getattr(stored, name):
             raise ValueError(
                 f"--{name}={getattr(config, name)!r}: a transfer trains the source's network and ticket "
                 f"as found; this setting is the source's ({name}={getattr(stored, name)!r})"
             )
-    values = {
-        name: getattr(config if name in OWN or name in given else stored, name)
-        for name in (f.name for f in dataclasses.fields(config_lib.ExperimentConfig))
-    }
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config_lib.ExperimentConfig)}
     target = TransferConfig(**values, source_experiment=layout.experiment_name(stored))
     config_lib.validate(target)
     theirs, ours = input_shape(stored.dataset, stored.model), input_shape(target.dataset, target.model)
@@ -240,8 +249,21 @@ def _train(config, suite_dataset: str = "") -> None:
     run(config, flags.FLAGS.source, config.control if flags.FLAGS["control"].present else None)
 
 
-def main(defaults: config_lib.ExperimentConfig = DEFAULTS) -> None:
-    cli.main(defaults, check=_check, train=_train)
+def _source_flag(argv: Sequence[str]) -> Optional[str]:
+    """--source from the command line, read before the other flags are defined (their defaults
+    are the source's)."""
+    early = flags.FlagValues()
+    flags.DEFINE_string("source", None, "", flag_values=early)
+    early(list(argv), known_only=True)
+    return early.source
+
+
+def main(defaults: config_lib.ExperimentConfig = DEFAULTS, argv=None) -> None:
+    """The command line: the flags default to the source's settings (`command_defaults`)."""
+    argv = list(sys.argv if argv is None else argv)
+    if defaults is DEFAULTS:
+        defaults = command_defaults(_source_flag(argv))
+    cli.main(defaults, argv, check=_check, train=_train)
 
 
 if __name__ == "__main__":

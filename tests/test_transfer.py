@@ -154,6 +154,22 @@ def test_every_level_starts_from_the_sources_masks_and_theta_0_bit_for_bit(sourc
             np.testing.assert_array_equal(started[key], expected[key], err_msg=f"round {index} {key}")
 
 
+def test_a_late_rewound_ticket_transfers_from_its_theta_k(tmp_path):
+    lenet_runs.run_lenet(tmp_path / "source", "--rewind_step=10")
+    source = lenet_runs.experiment_dir(tmp_path / "source", rewind_step=10)
+    run_transfer(source, tmp_path / "out", "--control=none")  # the ticket branch alone
+    transfer = _transfer_dir(tmp_path / "out")
+    assert not os.path.exists(layout.branch_dir(transfer, "reinit"))
+    theta_k = _npz(layout.run_dir(source, "ticket", 0), "theta_k.npz")
+    theta_0 = _npz(layout.run_dir(source, "ticket", 0), "theta_0.npz")
+    assert not np.array_equal(theta_k["fc1/kernel"], theta_0["fc1/kernel"])
+    for index in (0, 1, 2):
+        masks = _npz(_round(source, "ticket", index), "masks.npz")
+        started = _npz(_round(transfer, "ticket", index), "theta_0.npz")
+        for key, value in _masked(theta_k, masks).items():
+            np.testing.assert_array_equal(started[key], value, err_msg=f"round {index} {key}")
+
+
 def test_the_controls_retrain_the_sources_masks_and_per_layer_counts(source, reference):
     theta_0 = _npz(layout.run_dir(source, "ticket", 0), "theta_0.npz")
     for index in (1, 2):

@@ -21,6 +21,10 @@ keeps its advantage over the controls on the target dataset.
 Experiments are told apart by their directory: each is labelled by the shortest end of
 its path that no other ends with (`lenet_mnist-1a2b`, or `a/lenet_mnist-1a2b` and
 `b/lenet_mnist-1a2b` for the same experiment run under runs/a and runs/b).
+
+When the experiments given were pruned by more than one mask criterion (--mask_criterion),
+a last section puts their tickets side by side: a line per experiment at its last round
+(accuracy, supermask accuracy, sign stability) and a verdict naming the best criterion.
 """
 
 import csv
@@ -94,6 +98,7 @@ class Experiment(NamedTuple):
     branches: Dict[str, List[dict]]  # branch name -> aggregated rows
     notes: List[str]  # diverged replicates, rounds left out
     title: str = ""  # 'LeNet-300-100 on Fashion-MNIST'; empty if config.json cannot be read
+    criterion: str = ""  # its --mask_criterion; empty if config.json cannot be read
 
 
 def experiment_dirs(directories: Sequence[str]) -> List[str]:
@@ -134,12 +139,44 @@ def title(directory: str) -> str:
         return ""
 
 
+def mask_criterion(directory: str) -> str:
+    """The experiment's --mask_criterion from its config.json (large_final if it predates the
+    flag); '' if unreadable."""
+    try:
+        return storage.load_json(layout.config_file(directory)).get("mask_criterion", "large_final")
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def criteria_section(experiments: Dict[str, Experiment]) -> Optional[str]:
+    """The tickets of experiments pruned by different mask criteria side by side, or None."""
+    ticket = branches_lib.TICKET.name
+    found = {label: e for label, e in experiments.items() if e.criterion and e.branches.get(ticket)}
+    if len({e.criterion for e in found.values()}) < 2:
+        return None
+    criteria = [e.criterion for e in found.values()]
+
+    def name(label, e):  # the criterion, and the experiment when two share a criterion
+        return e.criterion if criteria.count(e.criterion) == 1 else f"{e.criterion} ({label})"
+
+    tickets = {name(label, e): e.branches[ticket] for label, e in found.items()}
+    return (
+        "## Mask criteria\n\n"
+        + report.criteria_table(tickets)
+        + "\n\n"
+        + report.criteria_verdict(tickets)
+        + "\n"
+    )
+
+
 def load(directory: str) -> Optional[Experiment]:
     """The experiment's branches and notes; None if it has nothing to report."""
     left_out = []
     branches, diverged = load_experiment(directory, left_out), divergences(directory)
     if branches or diverged or left_out:  # a run that diverged in round 0 has no finished round
-        return Experiment(directory, branches, diverged + left_out, title(directory))
+        return Experiment(
+            directory, branches, diverged + left_out, title(directory), mask_criterion(directory)
+        )
     return None
 
 
@@ -221,6 +258,7 @@ def build_report(directories: List[str], out: str) -> str:
         raise ValueError(f"no finished rounds found under {', '.join(directories)}")
     experiments = dict(zip(experiment_labels([e.directory for e in found]), found))
     sections = [section(label, experiment) for label, experiment in experiments.items()]
+    sections += [text for text in [criteria_section(experiments)] if text]
     written = write_files(experiments, out)
     return "\n".join(sections) + "\nFiles written:\n" + "".join(f"- {path}\n" for path in written)
 

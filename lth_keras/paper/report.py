@@ -55,8 +55,10 @@ def aggregate(replicates: Sequence[Sequence[Dict[str, Any]]]) -> List[Dict[str, 
     Each row: round, weights_remaining, replicates (how many finished that round),
     early_stop_accuracy, final_accuracy, early_stop_step, each a (mean, std) pair of
     test accuracy at the early-stop step, at the end of the round, and the step (std None
-    from fewer than two values, mean None from none), and layer_remaining: layer -> mean
-    fraction of its weights kept (from the records' layer_sparsity).
+    from fewer than two values, mean None from none), supermask_accuracy and sign_stability
+    (the same pairs, of the records' supermask test accuracy and sign stability; (None, None)
+    from records without them), and layer_remaining: layer -> mean fraction of its weights
+    kept (from the records' layer_sparsity).
     """
     by_round: Dict[int, List[Dict[str, Any]]] = {}
     for rounds in replicates:
@@ -75,6 +77,10 @@ def aggregate(replicates: Sequence[Sequence[Dict[str, Any]]]) -> List[Dict[str, 
                 ),
                 "final_accuracy": _mean_std([r["metrics"].get("test_accuracy") for r in records]),
                 "early_stop_step": _mean_std([r.get("early_stop_step") for r in records]),
+                "supermask_accuracy": _mean_std(
+                    [r.get("supermask_metrics", {}).get("test_accuracy") for r in records]
+                ),
+                "sign_stability": _mean_std([r.get("sign_stability") for r in records]),
                 "layer_remaining": _layer_remaining(records),
             }
         )
@@ -203,12 +209,25 @@ def replicates_line(branches: Mapping[str, List[Dict[str, Any]]], order: Sequenc
     return "Replicates: " + ", ".join(counts)
 
 
+# Per-round measures of a ticket's parts (Zhou et al. 2019), shown for a branch whose records have them.
+_DECONSTRUCTION = {"supermask_accuracy": "supermask acc. (%)", "sign_stability": "sign stability (%)"}
+
+
+def _measured(rows: List[Dict[str, Any]]) -> List[str]:
+    """The _DECONSTRUCTION keys some of the rows have a value of."""
+    return [key for key in _DECONSTRUCTION if any(row.get(key, (None,))[0] is not None for row in rows)]
+
+
 def markdown_table(branches: Mapping[str, List[Dict[str, Any]]], order: Sequence[str] = ()) -> str:
-    """Rounds down, one column group per branch (ticket, controls; those in `order` first)."""
+    """Rounds down, one column group per branch (ticket, controls; those in `order` first): test
+    accuracy at early stop and at the end, the early-stop iteration, and, when its records have
+    them, the supermask's test accuracy (m ⊙ θ, untrained) and the survivors' sign stability."""
     names = _ordered(branches, order)
+    measured = {branch: _measured(branches[branch]) for branch in names}
     header = ["round", "weights remaining"]
     for branch in names:
         header += [f"{branch} acc. @ early stop (%)", f"{branch} acc. @ end (%)", f"{branch} early-stop it."]
+        header += [f"{branch} {_DECONSTRUCTION[key]}" for key in measured[branch]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     rounds = sorted({row["round"] for rows in branches.values() for row in rows})
     for index in rounds:
@@ -218,18 +237,19 @@ def markdown_table(branches: Mapping[str, List[Dict[str, Any]]], order: Sequence
         for branch in names:
             row = rows[branch]
             if row is None:
-                cells += ["", "", ""]
+                cells += [""] * (3 + len(measured[branch]))
             else:
                 cells += [
                     _cell(row["early_stop_accuracy"], 100),
                     _cell(row["final_accuracy"], 100),
                     _cell(row["early_stop_step"], 1, 0),
                 ]
+                cells += [_cell(row.get(key, (None, None)), 100) for key in measured[branch]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-_STATISTICS = ("early_stop_accuracy", "final_accuracy", "early_stop_step")
+_STATISTICS = ("early_stop_accuracy", "final_accuracy", "early_stop_step", *_DECONSTRUCTION)
 CSV_COLUMNS = ["experiment", "branch", "round", "weights_remaining", "replicates"] + [
     f"{key}_{part}" for key in _STATISTICS for part in ("mean", "std")
 ]
@@ -244,7 +264,7 @@ def csv_rows(experiment: str, branches: Mapping[str, List[Dict[str, Any]]]) -> L
             flat["weights_remaining"] = row["weights_remaining"]
             flat["replicates"] = row["replicates"]
             for key in _STATISTICS:
-                flat[f"{key}_mean"], flat[f"{key}_std"] = row[key]
+                flat[f"{key}_mean"], flat[f"{key}_std"] = row.get(key, (None, None))
             rows.append(flat)
     return rows
 
@@ -538,3 +558,47 @@ def figure_png(figure) -> bytes:
 def format_divergence(where: Dict[str, Any]) -> str:
     """'diverged at round 3, step 1200 (loss nan)' from a callback's `diverged` record."""
     return f"diverged at round {where['round']}, step {where['step']} ({where['reason']})"
+
+
+def criteria_table(tickets: Mapping[str, List[Dict[str, Any]]]) -> str:
+    """Mask criteria side by side: criterion -> its ticket's aggregated rows; one line per
+    criterion at its last round (test accuracy, supermask accuracy, sign stability)."""
+    lines = [
+        "| mask criterion | round | weights remaining | acc. @ early stop (%) | acc. @ end (%) "
+        "| supermask acc. (%) | sign stability (%) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for criterion, rows in tickets.items():
+        if not rows:
+            continue
+        last = rows[-1]
+        cells = [criterion, str(last["round"]), f"{100 * last['weights_remaining']:.2f}%"]
+        cells += [_cell(last[key], 100) for key in ("early_stop_accuracy", "final_accuracy")]
+        cells += [_cell(last.get(key, (None, None)), 100) for key in _DECONSTRUCTION]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def criteria_verdict(tickets: Mapping[str, List[Dict[str, Any]]]) -> str:
+    """One line: which criterion's ticket is most accurate at the sparsity they share (the last
+    round, where the rate-based criteria all keep the same weights), and whose supermask is."""
+    last = {c: rows[-1] for c, rows in tickets.items() if rows and _headline(rows[-1]) is not None}
+    if not last:
+        return "mask criteria: no finished round with a test accuracy, no verdict"
+    shared = max(
+        {round(row["weights_remaining"], 6) for row in last.values()},
+        key=lambda level: sum(round(row["weights_remaining"], 6) == level for row in last.values()),
+    )
+    peers = {c: row for c, row in last.items() if round(row["weights_remaining"], 6) == shared}
+    ranked = sorted(peers, key=lambda c: _headline(peers[c]), reverse=True)
+    text = ", ".join(f"{c} {100 * _headline(peers[c]):.2f}%" for c in ranked)
+    line = f"mask criteria at {100 * shared:.1f}% of weights remaining: {ranked[0]} best ({text})"
+    supermasks = {c: row["supermask_accuracy"][0] for c, row in last.items() if row.get("supermask_accuracy")}
+    supermasks = {c: value for c, value in supermasks.items() if value is not None}
+    if supermasks:
+        best = max(supermasks, key=supermasks.get)
+        line += f"; best supermask (untrained): {best} {100 * supermasks[best]:.2f}%"
+    others = [c for c in last if c not in peers]
+    for c in others:
+        line += f"; {c} at {100 * last[c]['weights_remaining']:.1f}%: {100 * _headline(last[c]):.2f}%"
+    return line

@@ -39,6 +39,7 @@ from experiments import branches as branches_lib
 from experiments import integrity, layout, progress, removal_study
 from experiments.manifest import MANIFEST_FILE
 from lth_keras import storage
+from lth_keras.criteria import CRITERIA
 from lth_keras.paper import report
 
 LAYERS_PLOT = "layers.png"  # weights remaining per layer vs round (the metric plots: layout.PLOTS)
@@ -151,7 +152,9 @@ def mask_criterion(directory: str) -> str:
 def criteria_section(experiments: Dict[str, Experiment]) -> Optional[str]:
     """The tickets of experiments pruned by different mask criteria side by side, or None."""
     ticket = branches_lib.TICKET.name
-    found = {label: e for label, e in experiments.items() if e.criterion and e.branches.get(ticket)}
+    found = {
+        label: e for label, e in experiments.items() if e.criterion in CRITERIA and e.branches.get(ticket)
+    }
     if len({e.criterion for e in found.values()}) < 2:
         return None
     criteria = [e.criterion for e in found.values()]
@@ -159,7 +162,8 @@ def criteria_section(experiments: Dict[str, Experiment]) -> Optional[str]:
     def name(label, e):  # the criterion, and the experiment when two share a criterion
         return e.criterion if criteria.count(e.criterion) == 1 else f"{e.criterion} ({label})"
 
-    tickets = {name(label, e): e.branches[ticket] for label, e in found.items()}
+    ordered = sorted(found.items(), key=lambda item: CRITERIA.index(item[1].criterion))
+    tickets = {name(label, e): e.branches[ticket] for label, e in ordered}
     return (
         "## Mask criteria\n\n"
         + report.criteria_table(tickets)

@@ -51,6 +51,9 @@ def test_an_unknown_flag_is_refused_with_absls_suggestion():
         ("--strategy=tpu", "error: --tpu='': --strategy=tpu needs --tpu"),  # inconsistent
         ("--iterations", "error: Missing value for flag --iterations"),
         ("--nosmoke=1", "error: --nosmoke=1 does not take an argument"),
+        ("--mask_criterion=biggest", "error: --mask_criterion='biggest': must be one of ['large_final',"),
+        ("--threshold_scale=-0.5", "error: --threshold_scale=-0.5: must be a finite number > 0"),
+        ("--threshold_scale=0.3", "error: --threshold_scale=0.3: is read by --mask_criterion=threshold only"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_flag(flag, message):

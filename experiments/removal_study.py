@@ -246,12 +246,14 @@ def verdict(name: str, removals: List[Removal]) -> str:
     matching = [r.ticket for r in removals if _matches(r)]
     overlaps = [pair[0] for r in removals for pair in r.overlaps]
     chance = float(np.mean([r.chance for r in removals[1:]]))
+    spread = f"{min(overlaps):.2f}" + (f"-{max(overlaps):.2f}" if len(overlaps) > 1 else "")
     return (
-        f"{name}: after {last.ticket} removals the dense network trains to {dense_k:.2f}% "
+        f"{name}: after {last.ticket} removal{'s' * (last.ticket > 1)} the dense network trains to "
+        f"{dense_k:.2f}% "
         f"({dense_k - dense_0:+.2f} pp from {dense_0:.2f}%) and {len(matching)} of {len(removals)} "
         f"tickets match their dense network at {100 * last.found['weights_remaining']:.1f}% of "
         f"weights remaining ({'every one' if len(matching) == len(removals) else f'tickets {matching}'}); "
-        f"a new ticket overlaps earlier ones by Jaccard {min(overlaps):.2f}-{max(overlaps):.2f} "
+        f"a new ticket overlaps earlier ones by Jaccard {spread} "
         f"(random masks of its size: {chance:.2f})"
     )
 

@@ -6,6 +6,7 @@ KERAS_BACKEND when `keras` is first imported, once per process. The command line
 a process whose Keras 3 already runs on another backend.
 """
 
+import json
 import os
 import sys
 
@@ -59,3 +60,16 @@ def make_deterministic(config) -> None:
         import torch
 
         torch.use_deterministic_algorithms(True)
+
+
+def select_stored(experiment: str) -> None:
+    """Selects the backend the stored config.json of `experiment` names, before anything imports
+    Keras 3 (a command that reads a run, e.g. experiments.export). A missing or unreadable file
+    selects nothing: the command's own checks refuse it, naming the file."""
+    from experiments import layout
+
+    try:
+        with open(layout.config_file(experiment)) as f:
+            select(json.load(f).get("backend", "tf_keras"))
+    except (OSError, ValueError, AttributeError):
+        pass

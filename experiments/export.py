@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from absl import app, flags
 from absl import logging as absl_logging
 
-from experiments import cli
+from experiments import backend, cli
 from lth_keras import exporting
 
 flags.DEFINE_integer("round", None, "The round to export (default: the run's last finished round).")
@@ -253,16 +253,19 @@ def round_model(round_: Round, force_retrain: bool = False) -> Tuple[Any, str]:
 
 def export_and_measure(model, directory: str, chosen: List[Variant], splits, runs: int, overwrite: bool):
     """Writes each variant of `model` into `directory`; returns {variant key: figures as a dict}."""
+    from lth_keras import adapters
     from lth_keras import exported as exported_lib
 
     x, y = splits.test
+    keras3 = adapters.framework_of(model) == "keras"
     results = {}
     for variant in chosen:
         path = os.path.join(directory, FILE_NAMES[variant.key])
         written = exporting.export(
             model, path, variant.format, int8=variant.int8, overwrite=overwrite, check_inputs=x
         )
-        figures = exported_lib.measure(exported_lib.load_exported(path, variant.format), x, y, runs=runs)
+        exported = exported_lib.load_exported(path, variant.format, keras3)
+        figures = exported_lib.measure(exported, x, y, runs=runs)
         results[variant.key] = {
             "path": path,
             "max_difference": written.max_difference,
@@ -272,7 +275,7 @@ def export_and_measure(model, directory: str, chosen: List[Variant], splits, run
 
 
 def keras_accuracy(model, splits) -> float:
-    """Test accuracy of the stripped tf_keras model, the figure each export must match."""
+    """Test accuracy of the stripped model, the figure each export must match."""
     import numpy as np
 
     import lth_keras
@@ -425,6 +428,7 @@ def main(argv):
         cli.refuse(str(e))
     if not os.path.isdir(argv[1]):
         cli.refuse(f"no experiment directory at {argv[1]}")
+    backend.select_stored(argv[1])  # the run's Keras, before TensorFlow imports Keras 3
     cli.start_tensorflow(quiet=True)
     import tensorflow as tf
 

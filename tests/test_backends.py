@@ -99,6 +99,30 @@ def test_the_report_reads_a_keras_3_experiment(backend_runs):
         assert branch.name in result.stdout
 
 
+def test_a_keras_3_round_exports_and_its_file_predicts_as_the_run(backend_runs, tmp_path):
+    _, output_dir = backend_runs
+    experiment = _experiments(output_dir)["lenet"]
+    export_dir = tmp_path / "export"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.export",
+            experiment,
+            "--format=keras",
+            f"--export_dir={export_dir}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.load(open(export_dir / "figures.json"))["figures"]
+    ticket = next(f["keras"] for name, f in figures.items() if name.startswith("ticket, round 2"))
+    assert ticket["max_difference"] == 0.0  # the file predicts what the stripped model predicts
+    assert ticket["kept"] < ticket["parameters"]  # pruned weights are zeros in the file
+
+
 def test_tensorboard_gets_the_scalars_a_tf_keras_run_gets(backend_runs, lenet_reference):
     backend, output_dir = backend_runs
     written = scalars(ticket_run_dir(os.path.join(output_dir, "reference"), backend=backend, dropout=0.5))

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import layout
+from experiments import layout, progress
 from experiments import report as report_command
 from lth_keras.paper import datasets, models
 from lth_keras.paper import report as report_lib
@@ -192,9 +192,9 @@ def test_the_controls_retrain_the_sources_masks_and_per_layer_counts(source, ref
 
 
 def test_the_records_follow_the_source_levels_and_the_report_judges_the_transfer(source, reference, tmp_path):
-    source_rounds = json.load(open(layout.record_file(_round(source, "ticket", 2))))
+    source_rounds = progress.finished_rounds(layout.run_dir(source, "ticket", 0))
     for branch in BRANCHES:
-        rounds = json.load(open(layout.record_file(_round(reference, branch, 2))))
+        rounds = progress.finished_rounds(layout.run_dir(reference, branch, 0))
         assert [r["round"] for r in rounds] == [0, 1, 2]
         assert [r["weights_remaining"] for r in rounds] == [r["weights_remaining"] for r in source_rounds]
         assert all("test_accuracy" in r["metrics"] for r in rounds)

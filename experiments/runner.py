@@ -77,8 +77,12 @@ def check_stored_config(config, experiment: str) -> None:
         stored = storage.load_json(path)
         if not isinstance(stored, dict):
             raise ValueError("it does not hold a configuration")
-    stored_settings = {k: v for k, v in stored.items() if k not in config_lib.RUN_FIELDS}
     given = config_lib.result_settings(config)
+    # A setting added since the experiment was stored (e.g. --mask_criterion) computed its default then.
+    defaults = {
+        k: v for k, v in config_lib.result_settings(config_lib.ExperimentConfig()).items() if k in given
+    }
+    stored_settings = {**defaults, **{k: v for k, v in stored.items() if k not in config_lib.RUN_FIELDS}}
     differ = sorted(k for k in set(stored_settings) | set(given) if stored_settings.get(k) != given.get(k))
     if differ:
         details = ", ".join(f"{k}: stored {stored_settings.get(k)!r}, given {given.get(k)!r}" for k in differ)

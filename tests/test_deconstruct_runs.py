@@ -3,6 +3,7 @@ measures to the records, TensorBoard and the report, and a SIGKILLed run resumes
 uninterrupted one's records (the new fields included)."""
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -70,3 +71,19 @@ def test_threshold_and_the_signs_control_reach_records_tensorboard_and_the_repor
     assert "signs supermask acc. (%)" in text and "ticket sign stability (%)" in text
     assert "## Mask criteria" in text and "| threshold | 2 |" in text and "| large_final | 2 |" in text
     assert os.path.exists(tmp_path / "report.csv")
+
+
+def test_an_experiment_stored_before_the_criterion_flags_resumes_and_another_criterion_is_refused(tmp_path):
+    config = dataclasses.replace(SMALL_LENET, smoke=True, prune_iters=1, output_dir=str(tmp_path))
+    runner.train_and_evaluate(config)
+    experiment = layout.experiment_dir(runner.resolve(config))
+    stored = json.load(open(layout.config_file(experiment)))
+    for name in ("mask_criterion", "threshold_scale"):  # as written before these settings existed
+        del stored[name]
+    json.dump(stored, open(layout.config_file(experiment), "w"))
+    rounds = runner.train_and_evaluate(dataclasses.replace(config, prune_iters=2))[0]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    stored["mask_criterion"] = "movement"
+    json.dump(stored, open(layout.config_file(experiment), "w"))
+    with pytest.raises(ValueError, match="mask_criterion: stored 'movement', given 'large_final'"):
+        runner.train_and_evaluate(config)

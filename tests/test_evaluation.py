@@ -119,7 +119,8 @@ def test_early_stop_test_metrics_are_those_of_the_weights_at_the_early_stop_step
         expected = {f"test_{k}": v for k, v in ticket.tested_at_best[record["round"]].items()}
         got = {k: v for k, v in record["early_stop_metrics"].items() if k.startswith("test_")}
         assert got == expected
-    assert ticket.test_evaluations == 2 * len(ticket.rounds)  # the round's end and its early stop
+    # The round's end, its early stop, and its supermask (m ⊙ θ₀ before the round trains).
+    assert ticket.test_evaluations == 3 * len(ticket.rounds)
 
 
 def test_testing_at_the_round_end_does_not_change_what_trains():

@@ -369,6 +369,7 @@ def _say(message: dict) -> None:
 
 def run_worker(backend: str) -> None:
     """Builds and warms up this backend's cases, then times the case named on each stdin line."""
+    start = time.perf_counter()
     try:
         keras = _keras(backend)
         if backend == "torch" and FLAGS.torch_threads:
@@ -379,7 +380,7 @@ def run_worker(backend: str) -> None:
     except Exception as e:  # reported in this backend's rows; the other backends go on
         _say({"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"})
         return
-    _say({"ready": True})
+    _say({"ready_after": time.perf_counter() - start})
     for line in sys.stdin:
         _say({"seconds": timers[line.strip()]()})
 
@@ -409,10 +410,12 @@ class Worker:
             text=True,
         )
 
-    def wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> Optional[float]:
+        """Seconds the worker took to build, compile and warm up its cases; None if it failed."""
         reply = self._reply()
         if reply is not None and "error" in reply:
             self._fail(f"failed: {reply['error']}")
+        return None if self.error else reply["ready_after"]
 
     def measure(self, key: str) -> Optional[float]:
         """Seconds of one measurement of case `key`; None once the worker has failed."""
@@ -475,10 +478,11 @@ def measure_all(backends) -> tuple:
     Returns (workers by backend, seconds by (backend, case key), failed samples left out).
     """
     workers = {backend: Worker(backend) for backend in backends}  # their warm-ups overlap
-    start = time.perf_counter()
-    for worker in workers.values():
-        worker.wait_until_ready()
-    print(f"workers built, compiled and warmed up in {time.perf_counter() - start:.0f} s", flush=True)
+    ready = {backend: worker.wait_until_ready() for backend, worker in workers.items()}
+    took = ", ".join(
+        f"{backend} {seconds:.0f} s" for backend, seconds in ready.items() if seconds is not None
+    )
+    print(f"workers built, compiled and warmed up their models (at once): {took}", flush=True)
     runs = {
         (backend, key): (lambda worker=worker, key=key: worker.measure(key))
         for backend, worker in workers.items()
@@ -652,10 +656,10 @@ def main(argv):
         run_worker(FLAGS.worker)
         return
     _check_flags()
+    steps = [f"{_steps(name)} {MODEL_NAMES[name]}" for name in MODEL_NAMES if name in FLAGS.models]
     print(
-        f"{FLAGS.steps} LeNet-300-100 and {FLAGS.conv_steps} Conv-6 steps a measurement (batch "
-        f"{FLAGS.batch_size}, Adam 1.2e-3), {FLAGS.repeats} repeats interleaved across backends; "
-        f"{_load()} at the start",
+        f"{' and '.join(steps)} steps a measurement (batch {FLAGS.batch_size}, Adam 1.2e-3), "
+        f"{FLAGS.repeats} repeats interleaved across backends; {_load()} at the start",
         flush=True,
     )
     workers, seconds = measure_all(FLAGS.backends)

@@ -40,8 +40,8 @@ class LotteryTicketCallback(CallbackBase):
     steps). At the end of each round the callback records the round, and before the
     next one starts it prunes each layer's surviving weights by magnitude of the
     trained weights (at the rates `prune_for_lottery` gave; or by another `criterion`),
-    rewinds every weight to
-    θ₀ (captured when training starts) or θ_k (after `rewind_step` steps of round 0),
+    rewinds every weight to θ₀ (captured when training starts) or θ_k (after
+    `rewind_step` steps of round 0),
     resets the optimizer's slots and sets its step counter to `rewind_step`. If `fit`
     ends at a round boundary the model keeps its trained weights; the next `fit` with
     the same callback prunes first. If an epoch ends with a NaN or inf loss, or a round

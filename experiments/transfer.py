@@ -26,7 +26,6 @@ experiment; `python -m experiments.report <dir>` adds whether the ticket keeps i
 
 import dataclasses
 import importlib
-import json
 import os
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -35,6 +34,7 @@ from absl import flags
 
 from experiments import cli, layout
 from experiments import config as config_lib
+from lth_keras import storage
 from lth_keras.paper import datasets
 
 flags.DEFINE_string("source", None, "The experiment directory of the ticket to transfer (runs/<experiment>).")
@@ -75,10 +75,9 @@ def source_settings(source: Optional[str]) -> dict:
     if not os.path.exists(path):
         _refuse(source, f"not an experiment directory: it has no {layout.CONFIG_FILE}")
     try:
-        with open(path) as f:
-            stored = json.load(f)
+        stored = storage.load_json(path)
     except (OSError, ValueError) as e:
-        _refuse(source, f"{path} cannot be read ({e})")
+        _refuse(source, f"it cannot be read ({e})")
     if not isinstance(stored, dict) or "model" not in stored:
         _refuse(source, f"{path} does not hold an experiment's settings")
     if stored.get("source_experiment"):
@@ -95,7 +94,7 @@ def source_settings(source: Optional[str]) -> dict:
 
 def source_run(source: str, replicate: int) -> str:
     """The source ticket's run of `replicate`."""
-    return layout.run_dir(source, "ticket", replicate)
+    return layout.run_dir(source, "ticket", replicate)  # branches.TICKET.name (branches imports TensorFlow)
 
 
 def source_replicates(source: str) -> int:

@@ -329,3 +329,18 @@ def test_the_advantage_verdict_counts_the_pruned_rounds_where_the_ticket_is_ahea
     branches["random_prune"] = branches["ticket"]
     line = report_lib.advantage_verdict("x", branches, controls)
     assert line.startswith("x: the ticket does not keep its advantage: ")
+
+
+def test_a_refusal_imports_no_tensorflow(source):
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "experiments.transfer", f"--source={source}"]
+        + ["--dataset=mnist1d"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "error: --dataset='mnist1d'" in result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "experiments.config" in imported  # the flags were read...
+    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")}

@@ -16,8 +16,8 @@ The network and the pruning settings are the source's (a different --model or pr
 refused). Training settings (--optimizer, --learning_rate, --iterations, --batch_size, ...),
 --validation_size, --augment, --prune_iters, --replicates and the speed settings are the
 source's unless given: seed 004's variant is --optimizer=sgd --learning_rate=1e-2
---iterations=2750 (3 epochs of 55,000 examples in batches of 60). --control=none|reinit|
-random_prune runs that branch only; without it the three run in turn.
+--iterations=2750 --eval_every=50 (3 epochs of 55,000 examples in batches of 60).
+--control=none|reinit|random_prune runs that branch only; without it the three run in turn.
 
 Results go to <output_dir>/<source experiment>_to_<dataset>-<hash>/ (the hash covers the
 source's name and the target's settings) with the files, TensorBoard logs and resuming of any

@@ -2,7 +2,7 @@
 
 python -m tests.helpers.backend_runs BACKEND OUTPUT_DIR
 
-Into OUTPUT_DIR/suites: LeNet's ticket and both controls, then Conv-2, Conv-4 and Conv-6,
+Into OUTPUT_DIR/suites: LeNet's ticket and every registered control, then Conv-2, Conv-4 and Conv-6,
 each --smoke on synthetic data. Into OUTPUT_DIR/reference: the small LeNet of
 tests/helpers/lenet_runs.py with dropout 0.5, uninterrupted, as `run_lenet` would write it
 (the tests SIGKILL the same run and compare). Prints one line per finished run.
@@ -18,10 +18,11 @@ def main():
     backend, output_dir = sys.argv[1], sys.argv[2]
     os.environ["KERAS_BACKEND"] = backend  # before anything imports Keras 3
     from experiments import runner
+    from experiments.branches import BRANCHES
     from tests.helpers.lenet_runs import SMALL_LENET
 
     suites = os.path.join(output_dir, "suites")
-    for suite, controls in (("lenet", ("none", "reinit", "random_prune")), ("conv2", ("none",))):
+    for suite, controls in (("lenet", tuple(BRANCHES)), ("conv2", ("none",))):
         defaults = importlib.import_module(f"experiments.{suite}").DEFAULTS
         for control in controls:
             config = dataclasses.replace(

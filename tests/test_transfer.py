@@ -136,6 +136,8 @@ def test_the_transfer_is_named_after_its_source_and_stores_its_settings(source, 
     )
     for key in inherited:
         assert stored[key] == source_stored[key], key  # the source's, as no flag changed them
+    for branch in BRANCHES:  # each branch logs to TensorBoard like any run
+        assert glob.glob(os.path.join(layout.run_dir(reference, branch, 0), "tensorboard", "events.out.*"))
 
 
 def test_every_level_starts_from_the_sources_masks_and_theta_0_bit_for_bit(source, reference):

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.backends [--steps=200] [--conv_steps=2] [--repeats=5]
 
-One run, two tables, every figure measured in the same run, interleaved:
+Three tables, every figure measured in the same run, interleaved:
 
 1. LeNet-300-100 (784-300-100-10, batch 60, Adam 1.2e-3) ms per training step of the lottery
    model (`lth_keras.prune_for_lottery`) with its `LotteryTicketCallback`: on tf_keras by
@@ -13,6 +13,11 @@ One run, two tables, every figure measured in the same run, interleaved:
 2. On each backend, the lottery model (alone, and with its callback) over the same model
    unwrapped under the same compile settings, for LeNet-300-100 and Conv-6 (CIFAR-shaped
    32x32x3 input, batch 60); the target is 1.05 or less.
+3. Where a LeNet-300-100 step of JAX's `fit` goes: the same train step (Keras 3's stateless
+   API) called from a Python loop, then a whole execution of steps in one jitted lax.scan,
+   unwrapped, with a plain SGD update, with only the gradients masked; the split printed
+   below it (callback, Keras's loop, one call per step, masking, Adam) is the median of
+   the differences of neighbouring measurements (--noprofile leaves it out).
 
 Each backend trains in a worker process of its own, in its venv: tf_keras and Keras 3 on
 TensorFlow in .venv (KERAS_BACKEND=tensorflow for the latter), JAX in .venv-jax, PyTorch in
@@ -274,14 +279,27 @@ PROFILE = {
     "scan": "the lottery model's steps, an execution's worth in one jitted lax.scan (no per-step call)",
     "scan-unwrapped": "the same, unwrapped model (no masking)",
     "scan-sgd": "the same, lottery model, a plain SGD update instead of Adam",
+    "scan-gradient-mask": "the same, unwrapped model, each kernel's gradient times a 0/1 mask before Adam",
 }
 
 
-def _jax_train_step(model, sgd: bool = False):
-    """(state, (x, y)) -> (state, loss): the model's loss, gradients and optimizer update."""
+def _jax_train_step(model, sgd: bool = False, mask_gradients: bool = False):
+    """(state, (x, y)) -> (state, loss): the model's loss, gradients and optimizer update.
+
+    mask_gradients: each kernel's gradient is multiplied by a random 0/1 mask before the update,
+    the only multiply a mask needs while pruned weights are stored as 0 and their slots are 0.
+    """
     import jax
+    import numpy as np
 
     loss_function = model.loss
+    rng = np.random.default_rng(0)
+    masks = [
+        jax.numpy.asarray(rng.random(weight.shape) < 0.5, weight.dtype)  # all ones would fold away
+        if mask_gradients and weight.path.endswith("kernel")
+        else None
+        for weight in model.trainable_variables
+    ]
 
     def loss_and_state(trainable, non_trainable, x, y):
         logits, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
@@ -292,6 +310,7 @@ def _jax_train_step(model, sgd: bool = False):
     def step(state, batch):
         trainable, non_trainable, optimizer_variables = state
         (loss, non_trainable), gradients = gradients_of(trainable, non_trainable, *batch)
+        gradients = [g if mask is None else g * mask for g, mask in zip(gradients, masks)]
         if sgd:
             trainable = [weight - 1.2e-3 * gradient for weight, gradient in zip(trainable, gradients)]
         else:
@@ -316,9 +335,9 @@ def _jax_profile_timer(keras, what: str):
     """Builds and warms up one of PROFILE's measurements of LeNet-300-100 on JAX."""
     import jax
 
-    variant = "unwrapped" if what == "scan-unwrapped" else "lottery"
+    variant = "unwrapped" if what in ("scan-unwrapped", "scan-gradient-mask") else "lottery"
     model = _compiled(keras, _model("jax", keras, "lenet", variant), "lenet", "jit+spe")
-    step = _jax_train_step(model, sgd=what == "scan-sgd")
+    step = _jax_train_step(model, sgd=what == "scan-sgd", mask_gradients=what == "scan-gradient-mask")
     batches = _tensor_batch_list(keras, "lenet")
     steps, block = _steps("lenet"), _steps_per_execution("lenet", "jit+spe")
     state = [_jax_state(model)]
@@ -467,6 +486,7 @@ def _worker_flags() -> List[str]:
         "models",
         "torch_threads",
         "torch_compile",
+        "profile",
     )
     values = {name: FLAGS[name].value for name in names}
     return [f"--{name}={','.join(v) if isinstance(v, list) else v}" for name, v in values.items()]
@@ -594,8 +614,9 @@ def lottery_table(workers, seconds) -> List[str]:
     return lines
 
 
-def _median_ms(samples: List[float], steps: int) -> float:
-    return 1000.0 * statistics.median(samples) / steps
+def _paired_difference_ms(a: List[float], b: List[float]) -> float:
+    """Median of a - b over the repeats (each pair measured close in time), ms per LeNet step."""
+    return 1000.0 * statistics.median(x - y for x, y in zip(a, b)) / FLAGS.steps
 
 
 def jax_profile_table(workers, seconds) -> List[str]:
@@ -608,28 +629,34 @@ def jax_profile_table(workers, seconds) -> List[str]:
         ("tf_keras", "lenet/xla+spe+fused/lottery+callback", "tf_keras fused, lottery model and callback")
     ]
     lines = [_row(["LeNet-300-100 on JAX", "ms/step median (min–max)"]), "|---|---:|"]
-    medians = {}
+    measured = {}
     for backend, key, text in rows:
         samples = _samples(seconds, workers, backend, key) if backend in workers else None
         if samples is None:
             lines.append(_row([text, "not measured"]))
             continue
         lines.append(_row([text, timing.summary(samples, 1000.0 / FLAGS.steps)]))
-        medians[key] = _median_ms(samples, FLAGS.steps)
+        measured[key] = samples
     parts = {
         "the callback": (fit["lottery+callback"], fit["lottery"]),
         "Keras's loop around a step (data iterator, state, logs)": (fit["lottery"], "profile/loop"),
         "calling a jitted step once per step": ("profile/loop", "profile/scan"),
-        "masking": ("profile/scan", "profile/scan-unwrapped"),
+        "masking (LotteryMask)": ("profile/scan", "profile/scan-unwrapped"),
+        "masking the gradients only": ("profile/scan-gradient-mask", "profile/scan-unwrapped"),
         "Adam over a plain SGD update": ("profile/scan", "profile/scan-sgd"),
     }
     split = [
-        f"{name} {medians[a] - medians[b]:+.3f}"
+        f"{name} {_paired_difference_ms(measured[a], measured[b]):+.3f}"
         for name, (a, b) in parts.items()
-        if a in medians and b in medians
+        if a in measured and b in measured
     ]
     if split:
-        lines += ["", "ms per step (differences of the medians above): " + "; ".join(split) + "."]
+        lines += [
+            "",
+            "ms per step (medians of the differences of repeats measured one after the other): "
+            + "; ".join(split)
+            + ".",
+        ]
     return lines
 
 

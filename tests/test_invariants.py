@@ -141,12 +141,16 @@ def test_a_theta_file_changed_between_save_and_resume_is_refused(tmp_path):
 def _tamper_with_pruning(monkeypatch, change):
     """Makes the callback's pruning step return masks altered by `change(masks_before, masks)`."""
 
-    def tampered(weights, masks, rates, groups):
-        result = {key: np.array(m) for key, m in magnitude_prune(weights, masks, rates, groups).items()}
+    prune = callback_module.criteria.prune
+
+    def tampered(criterion, weights, masks, rates, groups, **kwargs):
+        result = {
+            key: np.array(m) for key, m in prune(criterion, weights, masks, rates, groups, **kwargs).items()
+        }
         change(masks, result)
         return lth_keras.Masks(result)
 
-    monkeypatch.setattr(callback_module, "magnitude_prune", tampered)
+    monkeypatch.setattr(callback_module.criteria, "prune", tampered)
 
 
 def _first_zero(mask):

@@ -263,6 +263,7 @@ class LotteryTicketCallback(CallbackBase):
             self._start_next_round()
         elif self.state.round_steps == 0 and self.state.supermask_metrics is None:
             self._measure_supermask()  # the first round, before it trains
+        self._adapter.begin_fit(self.model, optimizer)  # last: a refusal above leaves the model as it was
 
     def on_epoch_begin(self, epoch, logs=None):
         self._print_waiting_lines()
@@ -313,6 +314,7 @@ class LotteryTicketCallback(CallbackBase):
 
     def on_train_end(self, logs=None):
         self._print_waiting_lines()
+        self._adapter.end_fit(self.model)
         self._check_masks_unchanged("when fit ended")
         self._adapter.apply_masks_to_weights(self.model)
         self._say_if_fit_ended_mid_run()
@@ -614,19 +616,23 @@ class LotteryTicketCallback(CallbackBase):
     def _check_pruned_weights_stayed_zero(self) -> None:
         """Pruned weights must still be exactly 0 when a round ends.
 
-        The wrappers keep them so through a variable constraint, which Keras optimizers
-        apply after each update; an optimizer that ignores constraints, or weights set by
-        hand mid-round, would otherwise train a different network than the ticket's.
+        The layers checked are those whose forward pass reads the stored weights: tf_keras
+        wrappers keep them at 0 through a variable constraint, which Keras optimizers apply
+        after each update; Keras 3 ones, while this callback's fit trains with an optimizer
+        known to keep them, through zero gradients and fresh slots. An optimizer that ignores
+        constraints, or weights set by hand mid-round, would otherwise train a different
+        network than the ticket's.
         """
         constrained = self._adapter.constrained_layers(self.model)  # the others mask before each use
         masks = {k: m for k, m in self._adapter.get_masks(self.model).items() if layer_of(k) in constrained}
         try:
             invariants.check_pruned_are_zero(self._adapter.get_stored_weights(self.model), masks)
         except invariants.InvariantError as e:
+            self._adapter.end_fit(self.model)  # fit stops here, without on_train_end to do it
             raise invariants.InvariantError(
                 f"{e} at the end of round {self.current_round}: something other than a "
-                "Keras optimizer changed them during the round, or the optimizer ignores variable "
-                "constraints, which keep pruned weights at 0"
+                "Keras optimizer changed them during the round, or the optimizer does not keep pruned "
+                "weights at 0 (it ignores variable constraints, or updates a weight whose gradient is 0)"
             ) from e
 
     def _thetas(self) -> Dict[str, WeightSnapshot]:

@@ -7,7 +7,7 @@ adapter of its framework (lth_keras.adapters), so a Keras 3 model on JAX or torc
 no TensorFlow here.
 """
 
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 
@@ -53,6 +53,23 @@ def seeded_initializers(weights, seed: int) -> list:
     ]
 
 
+def _assign_fresh_draws(
+    model, seed: int, value_of: Callable[[str, np.ndarray], np.ndarray], masks=None
+) -> None:
+    """Draws each pruned weight afresh from its seeded initializer (`seeded_initializers`),
+    assigns it `value_of(key, draw)`, then applies the masks. `masks`, when given, are set
+    first, once every initializer is made (one without a seed leaves the model untouched)."""
+    adapter = adapters.for_model(model)
+    weights = adapter.pruned_weights(model)
+    initializers = seeded_initializers(weights, seed)
+    if masks is not None:
+        adapter.set_masks(model, masks)
+    for (layer, name, weight), initializer in zip(weights, initializers):
+        draw = np.asarray(initializer(weight.shape, dtype=weight.dtype))
+        weight.assign(np.asarray(value_of(f"{layer.name}/{name}", draw)).astype(draw.dtype))
+    adapter.apply_masks_to_weights(model)
+
+
 def reinit(model, seed: int, masks: Optional[Mapping[str, np.ndarray]] = None) -> None:
     """Random-reinit control: keep the mask, redraw the surviving weights.
 
@@ -66,14 +83,7 @@ def reinit(model, seed: int, masks: Optional[Mapping[str, np.ndarray]] = None) -
       masks: masks to set first; default the model's current masks.
     """
     seed = check_non_negative_int(seed, "seed")
-    adapter = adapters.for_model(model)
-    weights = adapter.pruned_weights(model)
-    initializers = seeded_initializers(weights, seed)
-    if masks is not None:
-        adapter.set_masks(model, masks)
-    for (_, _, weight), initializer in zip(weights, initializers):
-        weight.assign(initializer(weight.shape, dtype=weight.dtype))
-    adapter.apply_masks_to_weights(model)
+    _assign_fresh_draws(model, seed, lambda key, draw: draw, masks)
 
 
 def remove_ticket(model, ticket_masks: Mapping[str, np.ndarray], seed: int) -> None:
@@ -94,14 +104,8 @@ def remove_ticket(model, ticket_masks: Mapping[str, np.ndarray], seed: int) -> N
     masks = Masks(ticket_masks)
     shapes = {key: tuple(weight.shape) for key, (weight, _) in adapter.masked_variables(model).items()}
     masks.check_matches(shapes, "ticket_masks")
-    weights = adapter.pruned_weights(model)
-    initializers = seeded_initializers(weights, seed)
     stored = adapter.get_stored_weights(model)
-    for (layer, name, weight), initializer in zip(weights, initializers):
-        key = f"{layer.name}/{name}"
-        fresh = np.asarray(initializer(weight.shape, dtype=weight.dtype))
-        weight.assign(np.where(masks[key] > 0, fresh, stored[key]).astype(stored[key].dtype))
-    adapter.apply_masks_to_weights(model)
+    _assign_fresh_draws(model, seed, lambda key, draw: np.where(masks[key] > 0, draw, stored[key]))
 
 
 def reinit_keep_signs(
@@ -134,14 +138,7 @@ def reinit_keep_signs(
             raise ValueError(
                 f"`theta_0` does not fit the model: {key!r} is {tuple(weight.shape)}, `theta_0` has {found}"
             )
-    initializers = seeded_initializers(weights, seed)
-    if masks is not None:
-        adapter.set_masks(model, masks)
-    for (layer, name, weight), initializer in zip(weights, initializers):
-        fresh = np.asarray(initializer(weight.shape, dtype=weight.dtype))
-        signs = np.sign(theta_0[f"{layer.name}/{name}"])
-        weight.assign((np.abs(fresh) * signs).astype(fresh.dtype))
-    adapter.apply_masks_to_weights(model)
+    _assign_fresh_draws(model, seed, lambda key, draw: np.abs(draw) * np.sign(theta_0[key]), masks)
 
 
 def random_prune(

@@ -19,6 +19,8 @@ An adapter is a module with these functions (`model` one the adapter's framework
   layer_rates(model); pruning_groups(model); get_effective_weights(model); get_stored_weights(model).
   apply_masks_to_weights(model, only_masked_in_call=False); constrained_layers(model) -> names
     of the layers whose pruned weights an optimizer constraint keeps at 0.
+  begin_fit(model, optimizer); end_fit(model): around each fit of the callback's (the Keras 3
+    adapter picks there how its layers mask for that optimizer; see lth_keras.keras3.layers).
   enable_training(model); mark_round(model, index); marked_round(model) -> Optional[int].
   learning_rate_value(optimizer) -> Optional[float].
   optimizer_reset(model, optimizer) -> an object whose reset(iterations) puts the optimizer back.

@@ -4,6 +4,9 @@ Most of it is lth_keras.keras3, which reads and writes those models' variables (
 its functions first brings a JAX model's in-flight state back into its variables). Every
 pruned weight is masked in its layer's `call` (`LotteryMask`), so no optimizer constraint
 is relied on, and the mask variables are state the compiled step reads, not constants.
+For the callback's `fit` with an optimizer that keeps zero-gradient weights at 0, the
+layers mask only the gradients and read the stored weights (`begin_fit`); those are the
+"constrained" layers whose pruned weights the callback checks are still 0.
 """
 
 import functools
@@ -18,6 +21,8 @@ from lth_keras import adapters, neighbours
 from lth_keras.keras3 import (  # noqa: F401  (the adapter's functions, by these names)
     OptimizerReset,
     WeightCopy,
+    choose_masking,
+    default_masking,
     get_effective_weights,
     get_masks,
     get_stored_weights,
@@ -60,11 +65,20 @@ def raw_masks(model) -> Dict[str, np.ndarray]:
 
 
 def apply_masks_to_weights(model, only_masked_in_call: bool = False) -> None:
-    _apply_masks(model)  # every layer masks in call: only_masked_in_call changes nothing
+    _apply_masks(model, only_multiplied_in_forward=only_masked_in_call)
 
 
 def constrained_layers(model) -> Set[str]:
-    return set()  # none: LotteryMask masks every pruned weight in call
+    """The layers whose forward pass reads their stored weights, which must hold 0 where pruned."""
+    return {layer.layer.name for layer in lottery_layers(model) if not layer.multiply_in_forward}
+
+
+def begin_fit(model, optimizer) -> None:
+    choose_masking(model, optimizer)
+
+
+def end_fit(model) -> None:
+    default_masking(model)
 
 
 def enable_training(model) -> None:

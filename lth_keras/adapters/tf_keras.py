@@ -65,6 +65,14 @@ def constrained_layers(model) -> Set[str]:
     return {layer.layer.name for layer in lottery_layers(model) if not getattr(layer, "masks_in_call", True)}
 
 
+def begin_fit(model, optimizer) -> None:
+    """Nothing to choose: each wrapper masks the one way it was built to."""
+
+
+def end_fit(model) -> None:
+    """Nothing to put back (see begin_fit)."""
+
+
 def pruned_weights(model):
     """(wrapped layer, weight name, weight variable) of each pruned weight, in model order."""
     return [

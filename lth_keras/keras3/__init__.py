@@ -1,7 +1,7 @@
 """lth_keras for Keras 3 models, on the TensorFlow, JAX and PyTorch backends.
 
 Masks live in `LotteryMask` wrapper layers (see lth_keras/keras3/layers.py for why a
-wrapper masking the forward pass, not a variable constraint). This package imports Keras 3
+wrapper, not a variable constraint, and its two ways of masking). This package imports Keras 3
 and NumPy only: under KERAS_BACKEND=jax or torch it loads no TensorFlow.
 
 Example:
@@ -17,7 +17,9 @@ Example:
 from lth_keras.keras3.graph import check_keras3_model, flat_layers
 from lth_keras.keras3.layers import LotteryMask
 from lth_keras.keras3.masking import (
+    choose_masking,
     custom_objects,
+    default_masking,
     load_model,
     lottery_layers,
     mark_round,
@@ -53,7 +55,9 @@ __all__ = [
     "WeightCopy",
     "apply_masks_to_weights",
     "check_keras3_model",
+    "choose_masking",
     "custom_objects",
+    "default_masking",
     "flat_layers",
     "get_effective_weights",
     "get_masks",

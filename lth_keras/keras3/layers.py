@@ -1,12 +1,25 @@
-"""LotteryMask: a Keras 3 wrapper layer whose pruned weights are masked in the forward pass.
+"""LotteryMask: a Keras 3 wrapper layer that keeps its pruned weights out of training.
 
 The wrapper owns one 0/1 mask per pruned weight (a non-trainable variable of the wrapper,
 so it is saved with the model and flows through a JAX train step as state, like any
 non-trainable weight). In `call` it runs the wrapped layer inside a `keras.StatelessScope`
-that hands the layer `weight * mask` wherever it reads the weight: the forward pass uses
-the masked weight on every backend and the gradient of a pruned weight is exactly 0. With
-the optimizer's slots of that weight fresh (set_masks and OptimizerReset put them back),
-its update is 0 too, so the stored weight stays exactly 0 after every step.
+that hands the layer, wherever it reads a pruned weight, one of:
+
+- `weight * mask` (`multiply_in_forward`, the default): the forward pass uses the masked
+  weight whatever the variable holds, and the gradient of a pruned weight is exactly 0.
+- the weight as stored, with its gradient multiplied by the mask (`mask_gradients_only`):
+  the same values and gradients, bit for bit, while the pruned weights are stored as 0,
+  without the multiply in every forward pass (on LeNet-300-100 under JAX about a fifth of
+  a step; benchmarks/backends.py). On JAX and TensorFlow a custom gradient does it; on
+  torch, which runs eagerly, a gradient hook on each weight's parameter, and the wrapper
+  then calls its layer directly. `LotteryTicketCallback` switches its model's layers to
+  this for its `fit` when the optimizer keeps a weight whose gradient is 0 at exactly 0
+  (`optimizer_state.keeps_zero_gradient_weights_at_zero`; set_masks and OptimizerReset
+  give pruned weights fresh slots), and checks at each round's end that they stayed 0.
+
+The way is read when a step is traced, so the callback sets it before its `fit` traces
+one and puts the default back at the end; a new mask never retraces (the mask is a
+variable, read as state).
 
 Why not a variable constraint (`weight <- weight * mask` after each optimizer step, which
 the tf_keras side uses): under JAX the optimizer's update runs in a stateless scope that
@@ -19,10 +32,12 @@ but keeps no new mask; on torch, which runs eagerly, the wrapper costs more (LeN
 against +5%; a small conv net +6% against +5%).
 """
 
+import functools
 import sys
 from typing import Dict, List, Tuple
 
 import keras
+from keras import ops
 
 from lth_keras.keras3.graph import refuse_other_keras
 from lth_keras.rates import checked_scope
@@ -40,6 +55,22 @@ CONV_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 SUPPORTED = (
     "lth_keras.keras3 prunes the kernels of Dense, Conv1D, Conv2D and Conv3D layers and Embedding tables"
 )
+
+
+@ops.custom_gradient
+def with_masked_gradient(weight, mask):
+    """`weight` itself, whose gradient is multiplied by `mask` (and none flows to the mask)."""
+
+    def gradient(*args, upstream=None):
+        if upstream is None:  # JAX and TensorFlow pass it alone; torch by keyword, after the inputs
+            (upstream,) = args
+        return ops.multiply(upstream, mask), None
+
+    return weight, gradient
+
+
+def _times_mask(mask, gradient):
+    return gradient * mask.value
 
 
 def pruned_weight_names(layer) -> Tuple[str, ...]:
@@ -80,6 +111,9 @@ class LotteryMask(keras.layers.Wrapper):
             )
         self.supports_masking = layer.supports_masking
         self._masks: Dict[str, keras.Variable] = {}
+        # Not in the config: a runtime choice, read when a step is traced (see the module's docstring).
+        self._multiply_in_forward = True
+        self._gradient_hooks = ()
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -105,10 +139,42 @@ class LotteryMask(keras.layers.Wrapper):
         """The wrapper's own variables: the masks and the round mark (never in a snapshot)."""
         return [*self._masks.values(), self.round_mark]
 
-    def call(self, inputs, *args, **kwargs):
+    @property
+    def multiply_in_forward(self) -> bool:
+        """Whether `call` multiplies the pruned weights by their masks (else only their gradients)."""
+        return self._multiply_in_forward
+
+    def mask_gradients_only(self, only: bool) -> None:
+        """Masks only the gradients of the stored weights (True), or multiplies the weights by
+        their masks in the forward pass (False, the default). Read when a step is traced.
+
+        On torch, which runs eagerly, a gradient hook on each weight's parameter masks its
+        gradient (reading the mask variable when it runs), and `call` runs the layer directly.
+        """
+        self._multiply_in_forward = not only
+        for handle in self._gradient_hooks:
+            handle.remove()
+        self._gradient_hooks = ()
+        if only and keras.backend.backend() == "torch":
+            self._gradient_hooks = tuple(
+                weight.value.register_hook(functools.partial(_times_mask, mask))
+                for weight, mask in self.masked_pairs()
+            )
+
+    def __call__(self, *args, **kwargs):
+        if self._gradient_hooks:  # torch, gradients only: the hooks mask them, and the wrapped
+            self._refuse_other_keras()  # layer's own __call__ does all a call needs (each costs)
+            return self.layer(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def _refuse_other_keras(self):
         if sys.modules.get("keras", keras) is not keras:  # keras.config.set_backend since it was made
             refuse_other_keras(self, "layer")
-        masked = {id(weight): weight.value * mask.value for weight, mask in self.masked_pairs()}
+
+    def call(self, inputs, *args, **kwargs):
+        self._refuse_other_keras()
+        mask_weight = ops.multiply if self._multiply_in_forward else with_masked_gradient
+        masked = {id(weight): mask_weight(weight.value, mask.value) for weight, mask in self.masked_pairs()}
         # The scope replaces every variable of the layer, not only the masked ones: inside it,
         # a variable it does not map reads its eager value, which a JAX train step does not
         # pass in (a nested scope does not see the outer scope's mapping).

@@ -8,7 +8,7 @@ from keras import ops
 from lth_keras import notices
 from lth_keras.keras3.graph import check_graph_model, check_keras3_model, flat_layers, output_layers
 from lth_keras.keras3.layers import CONV_LAYERS, SUPPORTED, LotteryMask, pruned_weight_names
-from lth_keras.keras3.optimizer_state import schedule_classes
+from lth_keras.keras3.optimizer_state import keeps_zero_gradient_weights_at_zero, schedule_classes
 from lth_keras.rates import assign_rates, check_unique_layer_names, checked_exclude, checked_scope
 from lth_keras.keras3.sync import sync_state
 from lth_keras.masks import count_to_prune
@@ -65,6 +65,21 @@ def lottery_layers(model, require: bool = True) -> List[LotteryMask]:
             "lth_keras.keras3.prune_for_lottery(model, ...) before training"
         )
     return layers
+
+
+def choose_masking(model, optimizer) -> None:
+    """How `model`'s LotteryMask layers mask while `optimizer` trains it: on the stored weights'
+    gradients only when the optimizer keeps pruned weights at exactly 0, else by multiplying
+    them by the mask in every forward pass (see lth_keras/keras3/layers.py)."""
+    only = keeps_zero_gradient_weights_at_zero(optimizer)
+    for layer in lottery_layers(model):
+        layer.mask_gradients_only(only)
+
+
+def default_masking(model) -> None:
+    """Puts every LotteryMask of `model` back to multiplying by its mask in the forward pass."""
+    for layer in lottery_layers(model, require=False):
+        layer.mask_gradients_only(False)
 
 
 def mark_round(model, round_index: int) -> None:

@@ -84,10 +84,15 @@ def get_effective_weights(model) -> Dict[str, np.ndarray]:
     return _numpy({key: weight.value * mask.value for key, (weight, mask) in masked_variables(model).items()})
 
 
-def apply_masks_to_weights(model) -> None:
-    """Sets every pruned weight's stored value to exactly 0 (weight <- weight * mask)."""
-    for weight, mask in masked_variables(model).values():
-        weight.assign(weight.value * mask.value)
+def apply_masks_to_weights(model, only_multiplied_in_forward: bool = False) -> None:
+    """Sets every pruned weight's stored value to exactly 0 (weight <- weight * mask); with
+    `only_multiplied_in_forward`, only those of layers that multiply by the mask in `call`
+    (the others' must be 0 already: the callback checks it rather than hiding it)."""
+    sync_state(model)
+    for layer in lottery_layers(model):
+        if layer.multiply_in_forward or not only_multiplied_in_forward:
+            for weight, mask in layer.masked_pairs():
+                weight.assign(weight.value * mask.value)
 
 
 def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:

@@ -48,6 +48,28 @@ def schedule_classes(optimizer) -> Dict[str, type]:
     return {}
 
 
+# Keras 3's optimizers whose update of a weight is exactly 0 where its gradient is 0 and its
+# slots are freshly built (elementwise rules, or a per-layer factor times one: Lamb, Adafactor),
+# so a pruned weight stored as 0 stays 0. Not Muon (it orthogonalises a kernel's whole update),
+# ScheduleFreeAdamW or MultiOptimizer; tests/keras3/test_keras3_masking_modes.py trains each.
+ZERO_GRADIENT_KEEPS_ZERO = (
+    "SGD", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop",
+    "Adagrad", "Adadelta", "Ftrl", "Lion", "Lamb", "Adafactor",
+)  # fmt: skip
+
+
+def keeps_zero_gradient_weights_at_zero(optimizer) -> bool:
+    """True when `optimizer` (or a LossScaleOptimizer's inner one) is one of Keras's
+    ZERO_GRADIENT_KEEPS_ZERO (a user's subclass may change the update; Keras's own backend
+    versions, e.g. torch's Adam, may not) and keeps no moving average of the weights
+    (`use_ema` writes the average into them)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    known = tuple(getattr(keras.optimizers, name) for name in ZERO_GRADIENT_KEEPS_ZERO)
+    keras_own = type(optimizer).__module__.split(".")[0] == "keras"
+    return isinstance(optimizer, known) and keras_own and not getattr(optimizer, "use_ema", False)
+
+
 def fresh_state(optimizer, model) -> List[FreshVariable]:
     """Each variable of `optimizer` with its freshly built value (built on `model`'s variables)."""
     variables = model.trainable_variables

@@ -14,12 +14,18 @@ def _init(seed):
     return keras.initializers.GlorotNormal(seed=seed)
 
 
-def dense_model(seed: int = 0, name: str = "tiny_dense"):
-    """20 -> fc1 16 -> bn -> fc2 12 -> out 4: three prunable kernels, biases and batch-norm."""
+def dense_model(seed: int = 0, name: str = "tiny_dense", regularized: bool = False):
+    """20 -> fc1 16 -> bn -> fc2 12 -> out 4: three prunable kernels, biases and batch-norm
+    (`regularized`: fc1 with an activity regularizer, fc2 with a kernel regularizer)."""
+    l2 = keras.regularizers.L2(1e-2) if regularized else None
     inputs = keras.Input((20,), name="x")
-    h = keras.layers.Dense(16, activation="relu", kernel_initializer=_init(seed), name="fc1")(inputs)
+    h = keras.layers.Dense(
+        16, activation="relu", kernel_initializer=_init(seed), activity_regularizer=l2, name="fc1"
+    )(inputs)
     h = keras.layers.BatchNormalization(name="bn")(h)
-    h = keras.layers.Dense(12, activation="relu", kernel_initializer=_init(seed + 1), name="fc2")(h)
+    h = keras.layers.Dense(
+        12, activation="relu", kernel_initializer=_init(seed + 1), kernel_regularizer=l2, name="fc2"
+    )(h)
     outputs = keras.layers.Dense(4, kernel_initializer=_init(seed + 2), name="out")(h)
     return keras.Model(inputs, outputs, name=name)
 

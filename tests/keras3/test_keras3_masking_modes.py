@@ -23,20 +23,22 @@ def _optimizer(name: str, **kwargs):
     return getattr(keras.optimizers, name)(**kwargs)
 
 
-def _pruned_model(multiply_in_forward: bool, optimizer):
+def _pruned_model(multiply_in_forward: bool, optimizer, **compile_kwargs):
     """`dense_model` (with regularizers) with one round of magnitude masks set, each
     LotteryMask masking one way."""
-    model = compiled(lth3.prune_for_lottery(dense_model(regularized=True), pruning_rate=0.5), optimizer)
+    model = lth3.prune_for_lottery(dense_model(regularized=True), pruning_rate=0.5)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=optimizer, loss=loss, **compile_kwargs)
     lth3.set_masks(model, next_masks(model))
     for layer in lth3.lottery_layers(model):
         layer.mask_gradients_only(not multiply_in_forward)
     return model
 
 
-def _trained(multiply_in_forward: bool, optimizer):
+def _trained(multiply_in_forward: bool, optimizer, **compile_kwargs):
     """(masks, weights before, weights after) of four seeded steps, every weight by path."""
     keras.utils.set_random_seed(0)
-    model = _pruned_model(multiply_in_forward, optimizer)
+    model = _pruned_model(multiply_in_forward, optimizer, **compile_kwargs)
     before = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
     fit(model, dense_data())
     return lth3.get_masks(model), before, {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
@@ -57,10 +59,14 @@ class _Modes(keras.callbacks.Callback):
         self.seen |= {layer.multiply_in_forward for layer in lth3.lottery_layers(self.model)}
 
 
-@pytest.mark.parametrize("name", ZERO_GRADIENT_KEEPS_ZERO)
-def test_masking_only_the_gradients_trains_the_same_bits_and_keeps_pruned_weights_zero(name):
-    masks, before, expected = _trained(True, _optimizer(name))
-    _, _, actual = _trained(False, _optimizer(name))
+CASES = [(name, {}) for name in ZERO_GRADIENT_KEEPS_ZERO] + [("Adam", {"jit_compile": True})]
+
+
+@pytest.mark.parametrize("name, compile_kwargs", CASES)
+def test_masking_only_the_gradients_trains_the_same_bits_and_keeps_pruned_weights_zero(name, compile_kwargs):
+    """jit_compile=True: XLA on TensorFlow, torch.compile on torch (JAX always jits)."""
+    masks, before, expected = _trained(True, _optimizer(name), **compile_kwargs)
+    _, _, actual = _trained(False, _optimizer(name), **compile_kwargs)
     assert list(actual) == list(expected)
     for path in expected:
         assert actual[path].tobytes() == expected[path].tobytes(), path

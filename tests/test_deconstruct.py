@@ -9,6 +9,8 @@ import lth_keras
 from lth_keras.masks import count_to_prune
 from lth_keras.model_state import get_stored_weights, restore_snapshot
 from tests.conftest import compile_model, dense_data, dense_model
+from tests.helpers import criteria_checks
+from tests.helpers.criteria_checks import check_survivors_score_highest, check_threshold, sign_stability
 
 RATES = {"fc1/kernel": 0.5, "fc2/kernel": 0.5, "out/kernel": 0.25}
 TEST = dense_data(200, seed=5)
@@ -32,27 +34,12 @@ def _run(rounds=3, **kwargs):
     return model, ticket
 
 
-SCORES = {
-    "large_final": lambda f, i: np.abs(f),
-    "large_init": lambda f, i: np.abs(i),
-    "magnitude_increase": lambda f, i: np.abs(f) - np.abs(i),
-    "movement": lambda f, i: np.abs(f - i),
-}
-
-
 @pytest.mark.parametrize(
-    "criterion, rewind_step", [(c, 0) for c in SCORES] + [("movement", 2), ("large_init", 2)]
+    "criterion, rewind_step", [(c, 0) for c in criteria_checks.SCORES] + [("movement", 2), ("large_init", 2)]
 )
 def test_the_callback_keeps_the_survivors_its_criterion_scores_highest(criterion, rewind_step):
     _, ticket = _run(criterion=criterion, rewind_step=rewind_step)
-    initial = ticket.rewind_weights  # θ₀, or θ_k with late rewinding
-    for (masks, final), (next_masks, _) in zip(ticket.ends, ticket.ends[1:]):
-        for key, rate in RATES.items():
-            score = SCORES[criterion](final[key], initial[key])
-            pruned_now = (masks[key] == 1) & (next_masks[key] == 0)
-            kept = next_masks[key] == 1
-            assert pruned_now.sum() == count_to_prune(int(masks[key].sum()), rate), key
-            assert score[kept].min() >= score[pruned_now].max(), key
+    check_survivors_score_highest(ticket.ends, ticket.rewind_weights, criterion, RATES)  # θ₀, or θ_k
 
 
 def test_random_prunes_exact_counts_unlike_magnitude_and_is_seeded():
@@ -70,14 +57,7 @@ def test_random_prunes_exact_counts_unlike_magnitude_and_is_seeded():
 
 def test_threshold_removes_exactly_the_survivors_under_s_sigma_and_records_the_counts():
     _, ticket = _run(criterion="threshold", threshold_scale=0.8)
-    for index, ((masks, final), (next_masks, _)) in enumerate(zip(ticket.ends, ticket.ends[1:])):
-        pruned = {}
-        for key in RATES:
-            survivors = final[key][masks[key] == 1].astype(np.float64)
-            expected = (masks[key] == 1) & (np.abs(final[key]) >= 0.8 * survivors.std())
-            np.testing.assert_array_equal(next_masks[key], expected.astype(np.float32))
-            pruned[key.split("/")[0]] = int(masks[key].sum() - next_masks[key].sum())
-        assert ticket.rounds[index + 1]["pruned"] == pruned
+    check_threshold(ticket.ends, ticket.rounds, 0.8, RATES)
     assert ticket.rounds[0]["pruned"] == {}
 
 
@@ -103,12 +83,8 @@ def test_without_test_data_there_is_no_supermask():
 def test_sign_stability_is_the_direct_count_of_survivors_keeping_their_rewind_sign():
     _, ticket = _run(rounds=3, rewind_step=2)
     for record, (masks, final) in zip(ticket.rounds, ticket.ends):
-        same = kept = 0
-        for key in RATES:
-            alive = masks[key] == 1
-            same += np.count_nonzero(alive & (np.sign(final[key]) == np.sign(ticket.theta_k[key])))
-            kept += np.count_nonzero(alive)
-        assert record["sign_stability"] == pytest.approx(same / kept, abs=1e-15)
+        direct = sign_stability(masks, final, ticket.theta_k, RATES)
+        assert record["sign_stability"] == pytest.approx(direct, abs=1e-15)
         assert 0.5 < record["sign_stability"] <= 1.0
 
 

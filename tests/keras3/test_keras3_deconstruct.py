@@ -9,16 +9,10 @@ from keras3_models import dense_data, dense_model, lottery_run
 
 import lth_keras
 import lth_keras.keras3 as lth3
-from lth_keras.masks import count_to_prune
+from tests.helpers.criteria_checks import check_survivors_score_highest, check_threshold, sign_stability
 
 RATES = {"fc1/kernel": 0.5, "fc2/kernel": 0.5, "out/kernel": 0.25}  # lottery_run's
 TEST = dense_data(100, seed=5)
-
-SCORES = {
-    "large_init": lambda f, i: np.abs(i),
-    "magnitude_increase": lambda f, i: np.abs(f) - np.abs(i),
-    "movement": lambda f, i: np.abs(f - i),
-}
 
 
 class RoundEnds(keras.callbacks.Callback):
@@ -43,37 +37,19 @@ def _run(**kwargs):
 )
 def test_the_callback_keeps_the_survivors_its_criterion_scores_highest(criterion, rewind_step):
     _, ticket, ends = _run(criterion=criterion, rewind_step=rewind_step)
-    initial = ticket.rewind_weights
-    for (masks, final), (next_masks, _) in zip(ends, ends[1:]):
-        for key, rate in RATES.items():
-            score = SCORES[criterion](final[key], initial[key])
-            pruned_now = (masks[key] == 1) & (next_masks[key] == 0)
-            kept = next_masks[key] == 1
-            assert pruned_now.sum() == count_to_prune(int(masks[key].sum()), rate), key
-            assert score[kept].min() >= score[pruned_now].max(), key
+    check_survivors_score_highest(ends, ticket.rewind_weights, criterion, RATES)
 
 
 def test_threshold_removes_exactly_the_survivors_under_s_sigma_and_records_the_counts():
     _, ticket, ends = _run(criterion="threshold", threshold_scale=0.8)
-    for index, ((masks, final), (next_masks, _)) in enumerate(zip(ends, ends[1:])):
-        pruned = {}
-        for key in RATES:
-            survivors = final[key][masks[key] == 1].astype(np.float64)
-            expected = (masks[key] == 1) & (np.abs(final[key]) >= 0.8 * survivors.std())
-            np.testing.assert_array_equal(next_masks[key], expected.astype(np.float32))
-            pruned[key.split("/")[0]] = int(masks[key].sum() - next_masks[key].sum())
-        assert ticket.rounds[index + 1]["pruned"] == pruned
+    check_threshold(ends, ticket.rounds, 0.8, RATES)
 
 
 def test_supermask_accuracy_and_sign_stability_are_the_direct_measures():
     model, ticket, ends = _run()
     for record, (masks, final) in zip(ticket.rounds, ends):
-        same = kept = 0
-        for key in RATES:
-            alive = masks[key] == 1
-            same += np.count_nonzero(alive & (np.sign(final[key]) == np.sign(ticket.theta_0[key])))
-            kept += np.count_nonzero(alive)
-        assert record["sign_stability"] == pytest.approx(same / kept, abs=1e-15)
+        direct = sign_stability(masks, final, ticket.theta_0, RATES)
+        assert record["sign_stability"] == pytest.approx(direct, abs=1e-15)
     for record, (masks, _) in zip(ticket.rounds, ends):
         lth3.set_masks(model, masks)
         lth3.restore_snapshot(model, ticket.theta_0)

@@ -33,8 +33,11 @@ lint: install
 
 # All tests: tests/ on .venv (tf_keras, and tests/keras3 on Keras 3's TensorFlow backend), then
 # tests/keras3 on the JAX and torch backends in their own venvs (no TensorFlow there).
+# tests/ runs in TEST_WORKERS pytest-xdist processes, a file each at a time (a file's
+# module fixtures are made once): on 2 cores, 16.5 min against 26.7 in one process.
+TEST_WORKERS ?= 2
 test: lint keras3-envs $(VENV)/.backends
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 	KERAS_BACKEND=jax .venv-jax/bin/python $(KERAS3_PYTEST)
 	KERAS_BACKEND=torch .venv-torch/bin/python $(KERAS3_PYTEST)
 

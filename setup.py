@@ -22,7 +22,7 @@ setuptools.setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis", "ruff"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis", "ruff"],
         # lth_keras.keras3 on Keras 3's other backends (what `make keras3-envs` tests).
         "jax": ["keras>=3.15.1", "jax[cpu]>=0.10"],
         "torch": ["keras>=3.15.1", "torch>=2.13"],

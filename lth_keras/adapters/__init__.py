@@ -18,7 +18,8 @@ An adapter is a module with these functions (`model` one the adapter's framework
     the wrapped layer and the weight's name there ('kernel'), whose `<name>_initializer` made it.
   layer_rates(model); pruning_groups(model); get_effective_weights(model); get_stored_weights(model).
   apply_masks_to_weights(model, only_masked_in_call=False); constrained_layers(model) -> names
-    of the layers whose pruned weights an optimizer constraint keeps at 0.
+    of the layers whose forward pass reads the stored weights, so the optimizer must keep their
+    pruned weights at 0 (tf_keras: by a variable constraint; Keras 3: by zero gradients).
   begin_fit(model, optimizer); end_fit(model): around each fit of the callback's (the Keras 3
     adapter picks there how its layers mask for that optimizer; see lth_keras.keras3.layers).
   enable_training(model); mark_round(model, index); marked_round(model) -> Optional[int].
